@@ -1,0 +1,5 @@
+"""Allows `python -m twinflow`."""
+
+from twinflow.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""What every `twinflow` command shares: settings from the global options, error handling,
+date and timestamp parameters, and the output and decision options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from twinflow.errors import InvalidInput, TwinflowError
+
+if TYPE_CHECKING:
+    from twinflow.application import Register
+
+F = TypeVar("F", bound=Callable[..., Any])
+DATE = "DATE"
+
+
+class TwinflowGroup(click.Group):
+    """Turns twinflow's errors into one `Error: ...` line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TwinflowError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+class DateType(click.ParamType[str, Any]):
+    """An EDTF date (2022, 2024-03, 2024-03-14, 2022?, 2022-03~), checked at parse time."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from twinflow.dates import parse_date
+
+        try:
+            return parse_date(str(value), "date").text
+        except InvalidInput as error:
+            self.fail(str(error).removeprefix("date "), param, ctx)
+
+
+class TimestampType(click.ParamType[str, Any]):
+    """ISO 8601 with a zone, or a plain date meaning the end of that day UTC."""
+
+    name = "timestamp"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from twinflow.dates import parse_timestamp
+
+        try:
+            parse_timestamp(str(value), "timestamp")
+        except InvalidInput as error:
+            self.fail(str(error).removeprefix("timestamp "), param, ctx)
+        return str(value)
+
+
+@dataclass
+class Settings:
+    db: str | None
+    actor: str | None
+    workflows: str | None
+    lang: str
+
+    def register(self, *, create: bool = False) -> Register:
+        from twinflow.application import Register
+
+        return Register.at(self.db, self.workflows, create=create)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def decision_options(func: F) -> F:
+    """The fields of a formal decision, shared by `decide` and `open`."""
+    options = [
+        click.option(
+            "--body-name", help="The deciding body's own name, e.g. 'college van B&W Coevorden'."
+        ),
+        click.option("--reason", help="Why it was decided."),
+        click.option("--ref", "reference", help="The decision's reference number."),
+        click.option(
+            "--source",
+            "sources",
+            multiple=True,
+            help="A URL or document id the decision is known from (repeatable).",
+        ),
+        click.option(
+            "--effective",
+            type=DateType(),
+            metavar=DATE,
+            help="When it took effect (default: the --on date).",
+        ),
+        click.option(
+            "--on",
+            "on",
+            type=DateType(),
+            required=True,
+            metavar=DATE,
+            help="When it was decided: 2024, 2024-03, 2024-03-14, 2022?, 2022-03~.",
+        ),
+    ]
+    for option in options:
+        func = option(func)
+    return func

@@ -1,0 +1,100 @@
+"""Partial dates (EDTF) on the valid-time axis and timestamps on the transaction-time axis."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+from twinflow.errors import InvalidInput
+
+DATE_HELP = "YYYY, YYYY-MM or YYYY-MM-DD, optionally with ? (uncertain) or ~ (approximate)"
+
+
+@dataclass(frozen=True, order=True)
+class PartialDate:
+    """A date as precise as its source: `2022`, `2024-03`, `2024-03-14`, `2022?`, `2022-03~`.
+
+    `start` is the first day of the span as written and orders dates on the axis;
+    `earliest` and `latest` bound the days it may mean, widened for ? and ~ the way
+    the EDTF specification (and the `edtf` package) does.
+    """
+
+    start: dt.date
+    earliest: dt.date
+    latest: dt.date
+    text: str
+
+    @property
+    def exact(self) -> bool:
+        return self.earliest == self.latest
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_date(text: str, what: str = "date") -> PartialDate:
+    """Parse an EDTF date, raising InvalidInput that names the value and the accepted forms."""
+    cleaned = text.strip() if isinstance(text, str) else ""
+    if not cleaned:
+        raise InvalidInput(f"{what} is empty: give {DATE_HELP}")
+    return _parse(cleaned, what)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str, what: str) -> PartialDate:
+    import edtf  # the parser is heavy; keep `--help` fast
+
+    try:
+        parsed = edtf.parse_edtf(text)
+    except Exception:
+        raise InvalidInput(
+            f"{what} {text!r} is not a valid date: use {DATE_HELP} (e.g. 2022, 2024-03, 2024-03-14)"
+        ) from None
+    kind = type(parsed).__name__
+    if kind not in {"Date", "UncertainOrApproximate", "Unspecified"}:
+        raise InvalidInput(f"{what} {text!r} is an EDTF {kind}, not a single date: use {DATE_HELP}")
+    try:
+        start = _to_date(parsed.lower_strict())
+        earliest = _to_date(parsed.lower_fuzzy())
+        latest = _to_date(parsed.upper_fuzzy())
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"{what} {text!r} is out of range: use a year from 1 to 9999") from None
+    return PartialDate(start=start, earliest=earliest, latest=latest, text=text)
+
+
+def _to_date(value: object) -> dt.date:
+    import time
+
+    assert isinstance(value, time.struct_time)
+    return dt.date(value.tm_year, value.tm_mon, value.tm_mday)
+
+
+def today() -> PartialDate:
+    day = dt.datetime.now(dt.UTC).date()
+    return PartialDate(start=day, earliest=day, latest=day, text=day.isoformat())
+
+
+def parse_timestamp(text: str, what: str = "timestamp") -> dt.datetime:
+    """ISO 8601 with a zone (Z, +01:00), or a plain date meaning the end of that day UTC."""
+    cleaned = text.strip()
+    try:
+        day = dt.date.fromisoformat(cleaned)
+    except ValueError:
+        pass
+    else:
+        if len(cleaned) == 10:
+            return dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC)
+    try:
+        stamp = dt.datetime.fromisoformat(cleaned.replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what} {text!r} is not a timestamp: use ISO 8601 with a zone, "
+            "e.g. 2024-03-14T09:30:00Z or 2024-03-14T10:30:00+01:00, or a plain date YYYY-MM-DD"
+        ) from None
+    if stamp.tzinfo is None:
+        raise InvalidInput(
+            f"{what} {text!r} has no time zone: add Z or an offset such as +01:00 "
+            f"(e.g. {cleaned}Z), or give a plain date YYYY-MM-DD"
+        )
+    return stamp.astimezone(dt.UTC)

@@ -1,0 +1,80 @@
+"""Hashes that make tampering evident: each event's hash covers a canonical encoding of its
+whole content and the hash of the case's previous event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+# Attributes every event has that the hash covers by name rather than among the fields.
+ENVELOPE = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "actor",
+        "prev_hash",
+        "hash",
+    }
+)
+
+
+def canonical(value: Any) -> bytes:
+    """One byte string per value: sorted keys, no spaces, UTF-8, ISO timestamps."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    ).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} canonically")
+
+
+def event_hash(
+    topic: str,
+    originator_id: UUID,
+    seq: int,
+    recorded_at: dt.datetime,
+    actor: str,
+    prev_hash: str,
+    fields: Mapping[str, Any],
+) -> str:
+    content = {
+        "kind": topic,
+        "id": originator_id,
+        "seq": seq,
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "prev": prev_hash,
+        "fields": dict(fields),
+    }
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def fields_of(event: object) -> dict[str, Any]:
+    """The content fields of a decoded event: everything but the envelope."""
+    return {k: v for k, v in vars(event).items() if k not in ENVELOPE}
+
+
+def hash_of(event: Any) -> str:
+    """Recompute the hash a stored event should carry."""
+    return event_hash(
+        event.TOPIC,
+        event.originator_id,
+        event.originator_version,
+        event.timestamp,
+        event.actor,
+        event.prev_hash,
+        fields_of(event),
+    )

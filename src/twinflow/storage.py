@@ -1,0 +1,186 @@
+"""Where the register lives: a database URL or path turned into eventsourcing settings, the
+checks that a file really is a twinflow register, and the append-only guard."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from twinflow.errors import InvalidInput, StorageError
+
+DEFAULT_DB = "twinflow.db"
+SCHEMA_VERSION = "1"
+DEFAULT_LOCK_TIMEOUT = 5  # seconds; eventsourcing takes whole seconds
+APPEND_ONLY = (
+    "twinflow: the register is append-only: stored events cannot be changed or deleted; "
+    "record a correction or retraction instead"
+)
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A register's database: a SQLite file or a PostgreSQL URL."""
+
+    url: str
+    kind: str  # sqlite | postgres
+    path: Path | None = None
+
+    def describe(self) -> str:
+        return str(self.path) if self.path else _without_password(self.url)
+
+    def env(self) -> dict[str, str]:
+        if self.kind == "sqlite":
+            assert self.path is not None
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.path),
+                "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
+            }
+        parts = urlsplit(self.url)
+        dbname = parts.path.lstrip("/")
+        if not dbname or not parts.hostname:
+            raise InvalidInput(
+                f"database URL {self.describe()!r} lacks a host or database name: "
+                "use postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+            )
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(dbname),
+            "POSTGRES_HOST": parts.hostname,
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": str(lock_timeout()),
+        }
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def lock_timeout() -> int:
+    raw = os.environ.get("TWINFLOW_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput(
+            f"TWINFLOW_LOCK_TIMEOUT {raw!r} is not a whole number of seconds: use e.g. 5"
+        )
+    return int(raw)
+
+
+def locate(db: str | None) -> Location:
+    """The register named by --db, else TWINFLOW_DB, else ./twinflow.db."""
+    spec = db or os.environ.get("TWINFLOW_DB") or DEFAULT_DB
+    if spec.startswith(("postgresql://", "postgres://")):
+        return Location(spec, "postgres")
+    if "://" in spec:
+        raise InvalidInput(
+            f"database {spec!r} is neither a file path nor a postgresql:// URL: "
+            "use a path such as twinflow.db or postgresql://USER@HOST:5432/DBNAME"
+        )
+    return Location(spec, "sqlite", Path(spec))
+
+
+def check_sqlite_file(path: Path, *, create: bool) -> None:
+    """Refuse a path that cannot hold a register, before eventsourcing touches it."""
+    if path.is_dir():
+        raise StorageError(
+            f"database {str(path)!r} is a folder: give a file path such as {path / DEFAULT_DB}"
+        )
+    if not path.exists():
+        if not create:
+            raise StorageError(
+                f"no register at {str(path)!r}: record something first (twinflow open ...), "
+                "or point --db / TWINFLOW_DB at your register"
+            )
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise StorageError(
+                f"cannot create the register {str(path)!r}: the folder "
+                f"{str(folder)!r} does not exist; create it first"
+            )
+        if not os.access(folder, os.W_OK):
+            raise StorageError(
+                f"cannot create the register {str(path)!r}: the folder "
+                f"{str(folder)!r} is not writable; choose another --db"
+            )
+        return
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise StorageError(
+            f"{str(path)!r} is not a twinflow database (not SQLite at all): "
+            "point --db at your register, or choose a new file name"
+        )
+    if header:
+        tables = _sqlite_tables(path)
+        if tables and "twinflow_meta" not in tables:
+            raise StorageError(
+                f"{str(path)!r} is not a twinflow database (it holds other tables: "
+                f"{', '.join(sorted(tables)[:5])}): choose another --db"
+            )
+    if create and not os.access(path, os.W_OK):
+        raise StorageError(
+            f"the register {str(path)!r} is read-only: ask for write access or work on a copy"
+        )
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"{str(path)!r} is damaged or not a twinflow database ({exc}): restore it from a "
+            "backup, or choose another --db"
+        ) from None
+    return {row[0] for row in rows}
+
+
+def guard_statements(kind: str, tables: list[str]) -> list[str]:
+    """DDL that makes the event tables append-only, for SQLite or PostgreSQL."""
+    statements = []
+    for table in tables:
+        if kind == "sqlite":
+            for action in ("UPDATE", "DELETE"):
+                statements.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
+                    f"BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+                )
+        else:
+            statements.append(
+                "CREATE OR REPLACE FUNCTION twinflow_append_only() RETURNS trigger "
+                f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$"
+            )
+            statements.append(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            statements.append(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+                f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION twinflow_append_only()"
+            )
+    return statements
+
+
+def install(cursor: Any, kind: str, event_table: str) -> None:
+    """Create twinflow's own tables and guards next to eventsourcing's, once."""
+    cursor.execute("CREATE TABLE IF NOT EXISTS twinflow_meta (key TEXT PRIMARY KEY, value TEXT)")
+    for statement in guard_statements(kind, [event_table]):
+        cursor.execute(statement)
+    marker = "?" if kind == "sqlite" else "%s"
+    cursor.execute(
+        f"INSERT INTO twinflow_meta (key, value) VALUES ('schema', {marker}) "
+        "ON CONFLICT (key) DO NOTHING",
+        (SCHEMA_VERSION,),
+    )
