@@ -58,10 +58,18 @@ class Recorded(Aggregate):
     class Event(Aggregate.Event):
         TOPIC: ClassVar[str]
         actor: str
+        on_behalf_of: str | None  # the clerk named by --actor where the store knows the actor
         prev_hash: str
         hash: str
 
-    def _record_next(self, event_class: type[Recorded.Event], actor: str, **fields: Any) -> None:
+    def _record_next(
+        self,
+        event_class: type[Recorded.Event],
+        actor: str,
+        on_behalf_of: str | None,
+        **fields: Any,
+    ) -> None:
+        fields["on_behalf_of"] = on_behalf_of
         timestamp = event_class.create_timestamp()
         digest = integrity.event_hash(
             event_class.TOPIC, self.id, self.version + 1, timestamp, actor, self.last_hash, fields
@@ -77,8 +85,14 @@ class Recorded(Aggregate):
 
     @classmethod
     def _record_first(
-        cls, event_class: type[Any], originator_id: UUID, actor: str, **fields: Any
+        cls,
+        event_class: type[Any],
+        originator_id: UUID,
+        actor: str,
+        on_behalf_of: str | None,
+        **fields: Any,
     ) -> Any:
+        fields["on_behalf_of"] = on_behalf_of
         timestamp = event_class.create_timestamp()
         digest = integrity.event_hash(
             event_class.TOPIC, originator_id, cls.INITIAL_VERSION, timestamp, actor, "", fields
@@ -126,11 +140,14 @@ class StoredWorkflow(Recorded):
             aggregate.last_hash = self.hash
 
     @classmethod
-    def register(cls, workflow: Workflow, actor: str) -> StoredWorkflow:
+    def register(
+        cls, workflow: Workflow, actor: str, on_behalf_of: str | None = None
+    ) -> StoredWorkflow:
         stored: StoredWorkflow = cls._record_first(
             cls.Registered,
             workflow_id(workflow.name, workflow.version),
             actor,
+            on_behalf_of,
             name=workflow.name,
             version=workflow.version,
             digest=workflow.digest,
@@ -222,11 +239,13 @@ class Case(Recorded):
         workflow: Workflow,
         decision: dict[str, Any],
         actor: str,
+        on_behalf_of: str | None = None,
     ) -> Case:
         case: Case = cls._record_first(
             cls.Opened,
             case_id(slug),
             actor,
+            on_behalf_of,
             slug=slug,
             title=title,
             parties=parties,
@@ -237,14 +256,23 @@ class Case(Recorded):
         )
         return case
 
-    def decide(self, decision: dict[str, Any], actor: str) -> None:
-        self._record_next(self.Decided, actor, decision=decision)
+    def decide(self, decision: dict[str, Any], actor: str, on_behalf_of: str | None = None) -> None:
+        self._record_next(self.Decided, actor, on_behalf_of, decision=decision)
 
-    def note(self, note: dict[str, Any], actor: str) -> None:
-        self._record_next(self.Noted, actor, note=note)
+    def note(self, note: dict[str, Any], actor: str, on_behalf_of: str | None = None) -> None:
+        self._record_next(self.Noted, actor, on_behalf_of, note=note)
 
-    def correct(self, target: int, why: str, changes: dict[str, Any], actor: str) -> None:
-        self._record_next(self.Corrected, actor, target=target, why=why, changes=changes)
+    def correct(
+        self,
+        target: int,
+        why: str,
+        changes: dict[str, Any],
+        actor: str,
+        on_behalf_of: str | None = None,
+    ) -> None:
+        self._record_next(
+            self.Corrected, actor, on_behalf_of, target=target, why=why, changes=changes
+        )
 
-    def retract(self, target: int, why: str, actor: str) -> None:
-        self._record_next(self.Retracted, actor, target=target, why=why)
+    def retract(self, target: int, why: str, actor: str, on_behalf_of: str | None = None) -> None:
+        self._record_next(self.Retracted, actor, on_behalf_of, target=target, why=why)
