@@ -4,10 +4,13 @@ Heavy modules are imported inside the commands so that `--help` stays fast."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
 from twinflow import __version__
+from twinflow.cli_admin import admin
+from twinflow.cli_audit import audit, correct, digest, retract, verify
 from twinflow.cli_base import (
     DATE,
     DateType,
@@ -18,6 +21,9 @@ from twinflow.cli_base import (
     format_option,
     pass_settings,
 )
+from twinflow.cli_exchange import export_command, import_command, restore_command
+from twinflow.cli_migrate import migrate
+from twinflow.cli_rebuild import rebuild
 from twinflow.cli_workflows import workflows
 from twinflow.errors import InvalidInput
 
@@ -119,9 +125,10 @@ def open_command(
           --title "Twinning Coevorden–Brest" --party Coevorden --party Brest \\
           --by council --on 2000 --reason "economic and logistic ties"
     """
-    register = settings.register(create=True)
-    result = register.open_case(
-        case,
+    from twinflow.application import check_opening
+    from twinflow.definitions import Library
+
+    opening: dict[str, Any] = dict(
         workflow=workflow,
         title=title,
         parties=parties,
@@ -132,11 +139,19 @@ def open_command(
         reason=reason,
         reference=reference,
         sources=sources,
-        actor=settings.actor,
     )
+    from twinflow import languages
+
+    # Checked before the register is touched: a refused first `open` leaves no new file.
+    library = Library.from_env(settings.workflows)
+    check_opening(library, case, **opening)
+    flow = library.get(workflow)
+    lang = languages.check(settings.lang, [flow])
+    register = settings.register(create=True)
+    result = register.open_case(case, actor=settings.actor, **opening)
     click.echo(
         f"opened {result['case']} (#1): {result['workflow']} v{result['version']}, "
-        f"{result['state']} from {result['effective_on']}"
+        f"{flow.state_label(result['state'], lang)} from {result['effective_on']}"
     )
 
 
@@ -182,7 +197,11 @@ def decide(
           --body-name "college van B&W Coevorden" --on 2024-03 \\
           --reason "formal contacts stop; informal human-rights contacts stay supported"
     """
-    register = settings.register(create=not dry_run)
+    from twinflow import languages
+
+    register = settings.register()  # a case to decide on needs an existing register
+    flow = register.workflow_at(case)  # for the labels, checked before anything is recorded
+    lang = languages.check(settings.lang, [flow])
     result = register.decide(
         case,
         trigger,
@@ -200,11 +219,9 @@ def decide(
         actor=settings.actor,
         dry_run=dry_run,
     )
-    change = (
-        f"{result['state_before']} -> {result['state_after']}"
-        if result["state_before"] != result["state_after"]
-        else f"stays {result['state_after']}"
-    )
+    before, after = (flow.state_label(result[k], lang) for k in ("state_before", "state_after"))
+    moved = result["state_before"] != result["state_after"]
+    change = f"{before} -> {after}" if moved else f"stays {after}"
     verb = "would record" if dry_run else "recorded"
     click.echo(
         f"{verb} {trigger} on {case} (#{result['seq']}), effective "
@@ -243,11 +260,16 @@ def note(
       twinflow note coevorden-brest visit --on 2019 --party Coevorden \\
           --summary "Delegation visits Brest for its 1000th anniversary"
     """
-    register = settings.register(create=True)
+    from twinflow import languages
+
+    register = settings.register()  # a case to note on needs an existing register
+    flow = register.workflow_at(case)  # for the labels, checked before anything is recorded
+    lang = languages.check(settings.lang, [flow])
     result = register.note(
         case, kind, on=on, summary=summary, party=party, sources=sources, actor=settings.actor
     )
-    click.echo(f"noted {kind} on {case} (#{result['seq']}) on {result['on']}")
+    shown = languages.kind_label(flow.notes, kind, lang)
+    click.echo(f"noted {shown} on {case} (#{result['seq']}) on {result['on']}")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -266,9 +288,20 @@ def note(
     "(2024-03-14T09:30:00Z) or a plain date (end of that day, UTC).",
 )
 @format_option("table", "json")
+@click.option(
+    "--diagram",
+    is_flag=True,
+    help="Draw the workflow as a mermaid diagram, marking the current state and the path "
+    "the case took.",
+)
 @pass_settings
 def status(
-    settings: Settings, case: str, as_of: str | None, known_at: str | None, fmt: str
+    settings: Settings,
+    case: str,
+    as_of: str | None,
+    known_at: str | None,
+    fmt: str,
+    diagram: bool,
 ) -> None:
     """The state of a case on a date, as the register knew it at a moment.
 
@@ -276,15 +309,26 @@ def status(
     Example:
       twinflow status coevorden-brest --as-of 2022-06-01
       twinflow status coevorden-brest --known-at 2024-01-01T00:00:00Z --format json
+      twinflow status coevorden-brest --diagram > coevorden-brest.mmd
     """
+    from twinflow import languages
     from twinflow.output import to_json
 
+    if diagram:
+        from twinflow.cli_workflows import case_diagram
+
+        if fmt == "json":
+            raise InvalidInput("--diagram draws mermaid text: leave out --format json")
+        click.echo(case_diagram(settings, case, as_of, known_at))
+        return
     register = settings.register()
     result = register.status(case, as_of=as_of, known_at=known_at, lang=settings.lang)
     if fmt == "json":
         click.echo(to_json(result))
         return
-    flow = register.workflow_of(register.get_case(case))
+    # the labels of the version the answer was judged by, which --known-at may make older
+    flow = register.stored_workflow(result["workflow"], result["version"])
+    languages.check(settings.lang, [flow])
     state = flow.state_label(result["state"], settings.lang) if result["state"] else "not open"
     if not result["certain"]:
         others = [
@@ -310,6 +354,7 @@ HISTORY_COLUMNS = (
     "reason",
     "recorded_at",
     "actor",
+    "amended",
 )
 HISTORY_CSV = (
     "seq",
@@ -329,8 +374,11 @@ HISTORY_CSV = (
     "sources",
     "recorded_at",
     "actor",
+    "on_behalf_of",
     "state_before",
     "state_after",
+    "retracted",
+    "amended",
 )
 
 
@@ -355,14 +403,28 @@ def history(
       twinflow history coevorden-brest
       twinflow history coevorden-brest --as-of 2021 --format csv > history.csv
     """
+    from twinflow.application import amendment_text
     from twinflow.output import render
 
-    rows = settings.register().history(case, as_of=as_of, known_at=known_at)
+    register = settings.register()
+    rows = register.history(case, as_of=as_of, known_at=known_at)
+    notes = []
     if fmt == "table":
+        from twinflow import languages
+
+        flow = register.workflow_at(case, known_at)
+        rows = languages.history_table(rows, flow, languages.check(settings.lang, [flow]))
         for row in rows:
             row["reason"] = row["reason"] or row["summary"]
+            if row.get("on_behalf_of"):  # PostgreSQL: the database role, for the clerk named
+                row["actor"] = f"{row['actor']} for {row['on_behalf_of']}"
+            # the table names each correction or retraction; the lines below it say what
+            notes += [f"#{row['seq']} {amendment_text(c)}" for c in row["changes"]]
+            row["amended"] = ", ".join(f"{c['kind']} #{c['seq']}" for c in row["changes"])
     columns = HISTORY_COLUMNS if fmt == "table" else HISTORY_CSV
     click.echo(render(rows, fmt, columns))
+    if notes:
+        click.echo("\n" + "\n".join(notes))
 
 
 @cli.command("list")
@@ -391,8 +453,16 @@ def list_command(
     """
     from twinflow.output import render
 
-    rows = settings.register().list_cases(workflow=workflow, state=state, party=party, as_of=as_of)
+    register = settings.register()
+    rows = register.list_cases(workflow=workflow, state=state, party=party, as_of=as_of)
+    if fmt == "table":
+        from twinflow import languages
+
+        languages.check_library(settings.lang, register.library)
+        rows = languages.cases_table(rows, register.stored_workflow, settings.lang)
     for row in rows:
+        if fmt != "json":  # parties are ;-separated in twinflow's CSV, as in imports
+            row["parties"] = "; ".join(row["parties"])
         if fmt == "table" and not row["certain"]:
             row["state"] = f"{row['state']}?"
     click.echo(
@@ -432,7 +502,18 @@ def demo(settings: Settings, demo_db: str) -> None:
             f"{demo_db!r} already exists: the demo records into a new file; "
             "remove it or give another --db"
         )
-    click.echo(run(demo_db, settings.workflows))
+    click.echo(run(demo_db, settings.workflows, settings.lang))
 
 
 cli.add_command(workflows)
+cli.add_command(migrate)
+cli.add_command(correct)
+cli.add_command(retract)
+cli.add_command(audit)
+cli.add_command(verify)
+cli.add_command(digest)
+cli.add_command(admin)
+cli.add_command(import_command)
+cli.add_command(export_command)
+cli.add_command(restore_command)
+cli.add_command(rebuild)

@@ -199,17 +199,15 @@ def check_document(
         return [defect("", "the file is not a YAML mapping: start with `name:`, `version:` ...")]
 
     defects = [defect(place, msg) for place, msg in _yaml11_boolean_keys(document)]
-    if defects:
-        return defects  # the schema's complaints would only repeat these
+    if not defects:  # with boolean keys the schema's complaints would only repeat these
+        import jsonschema
 
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
-        defects.append(defect(_place(error.absolute_path), _schema_message(error)))
-    if defects:
-        return defects
-    return [defect(place, msg) for place, msg in _machine_defects(document)]
+        validator = jsonschema.Draft202012Validator(_schema())
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
+            defects.append(defect(_place(error.absolute_path), _schema_message(error)))
+    # The machine's rules are checked even where the schema failed, so every defect of the
+    # file is listed at once; they skip the values the schema already reported.
+    return defects + [defect(place, msg) for place, msg in _machine_defects(document)]
 
 
 def _yaml11_boolean_keys(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, str]]:
@@ -251,40 +249,60 @@ def _schema_message(error: Any) -> str:
     return str(error.message)
 
 
+def _dicts(items: Any) -> list[dict[Any, Any]]:
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _strings(items: Any) -> list[tuple[int, str]]:
+    """The (index, value) of every string in a list; other values are the schema's to report."""
+    if not isinstance(items, list):
+        return []
+    return [(i, v) for i, v in enumerate(items) if isinstance(v, str)]
+
+
 def _machine_defects(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    states = [s["name"] for s in doc["states"]]
-    final = {s["name"] for s in doc["states"] if s.get("final")}
-    bodies = [b["name"] for b in doc["bodies"]]
-    notes = [n["name"] for n in doc.get("notes", [])]
+    entries = {key: _dicts(doc.get(key)) for key in ("states", "bodies", "notes")}
+    states = [s["name"] for s in entries["states"] if isinstance(s.get("name"), str)]
+    final = {s.get("name") for s in entries["states"] if s.get("final") is True} & set(states)
+    bodies = [b["name"] for b in entries["bodies"] if isinstance(b.get("name"), str)]
+    initial = doc.get("initial")
+    initial = initial if isinstance(initial, str) and initial in states else None
 
     def unknown(what: str, value: str, known: list[str]) -> str:
         close = difflib.get_close_matches(value, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"{value!r} is not a declared {what}: {hint}declared: {', '.join(known)}"
 
-    for kind, names in (("states", states), ("bodies", bodies), ("notes", notes)):
+    for kind, items in entries.items():
+        names: list[Any] = [i.get("name") for i in items]
         for index, name in enumerate(names):
-            if name in names[:index]:
+            if isinstance(name, str) and name in names[:index]:
                 yield f"{kind}[{index}].name", f"{name!r} is declared twice: remove one"
-    if doc["initial"] not in states:
+    if isinstance(doc.get("initial"), str) and states and initial is None:
         yield "initial", unknown("state", doc["initial"], states)
-    elif doc["initial"] in final:
-        yield "initial", f"{doc['initial']!r} is final: a case could never leave it"
-    for index, body in enumerate(doc.get("open", {}).get("by", [])):
-        if body not in bodies:
+    elif initial in final:
+        yield "initial", f"{initial!r} is final: a case could never leave it"
+    opening = doc.get("open")
+    for index, body in _strings(opening.get("by") if isinstance(opening, dict) else None):
+        if bodies and body not in bodies:
             yield f"open.by[{index}]", unknown("body kind", body, bodies)
 
     seen: dict[tuple[str, str], int] = {}
     reserved = {"open", "note", "correct", "retract"}
-    for index, t in enumerate(doc["transitions"]):
+    transitions = doc.get("transitions")
+    transitions = transitions if isinstance(transitions, list) else []
+    for index, t in enumerate(transitions):
+        if not isinstance(t, dict):
+            continue
         place = f"transitions[{index}]"
-        if t["trigger"] in reserved:
+        trigger = t.get("trigger") if isinstance(t.get("trigger"), str) else None
+        if trigger in reserved:
             yield (
                 f"{place}.trigger",
-                (f"{t['trigger']!r} is a twinflow command, not a decision: choose another name"),
+                (f"{trigger!r} is a twinflow command, not a decision: choose another name"),
             )
-        for s_index, source in enumerate(t["source"]):
-            if source not in states:
+        for s_index, source in _strings(t.get("source")):
+            if states and source not in states:
                 yield f"{place}.source[{s_index}]", unknown("state", source, states)
             elif source in final:
                 yield (
@@ -294,31 +312,38 @@ def _machine_defects(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                         "or drop `final: true`"
                     ),
                 )
-            key = (source, t["trigger"])
+            if trigger is None:
+                continue
+            key = (source, trigger)
             if key in seen:
                 yield (
                     f"{place}.source[{s_index}]",
                     (
-                        f"trigger {t['trigger']!r} from {source!r} is already defined in "
+                        f"trigger {trigger!r} from {source!r} is already defined in "
                         f"transitions[{seen[key]}]: a decision must lead to one state; merge them"
                     ),
                 )
             seen.setdefault(key, index)
-        if t["dest"] != SAME and t["dest"] not in states:
-            yield f"{place}.dest", unknown("state", t["dest"], states)
-        for b_index, body in enumerate(t["by"]):
-            if body not in bodies:
+        dest = t.get("dest")
+        if isinstance(dest, str) and dest != SAME and states and dest not in states:
+            yield f"{place}.dest", unknown("state", dest, states)
+        for b_index, body in _strings(t.get("by")):
+            if bodies and body not in bodies:
                 yield f"{place}.by[{b_index}]", unknown("body kind", body, bodies)
 
-    reachable = _reachable(doc["initial"], doc["transitions"])
-    for index, name in enumerate(states):
-        if doc["initial"] in states and name not in reachable:
+    if initial is None:
+        return
+    edges = [
+        {"source": [s for _, s in _strings(t.get("source"))], "dest": t.get("dest")}
+        for t in _dicts(transitions)
+    ]
+    reachable = _reachable(initial, edges)
+    for index, s in enumerate(entries["states"]):
+        name = s.get("name")
+        if isinstance(name, str) and name not in reachable:
             yield (
                 f"states[{index}]",
-                (
-                    f"{name!r} cannot be reached from {doc['initial']!r}: add a transition to it "
-                    "or remove it"
-                ),
+                f"{name!r} cannot be reached from {initial!r}: add a transition to it or remove it",
             )
 
 
@@ -396,14 +421,17 @@ def read_file(path: Path) -> tuple[Any, list[Defect]]:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         return None, [Defect(file, "", f"is not valid YAML: {problem}", line)]
-    defects = check_document(document, file, _line_map(text))
-    if not defects and document["name"] != path.stem:
+    lines = _line_map(text)
+    defects = check_document(document, file, lines)
+    name = document.get("name") if isinstance(document, dict) else None
+    if isinstance(name, str) and name != path.stem:
         defects.append(
             Defect(
                 file,
                 "name",
                 f"{document['name']!r} differs from the file name: "
                 f"rename the file to {document['name']}.yaml or fix `name`",
+                lines.get("name"),
             )
         )
     return document, defects

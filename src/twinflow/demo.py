@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twinflow import languages
 from twinflow.application import Register
+from twinflow.definitions import Library
 from twinflow.output import table
 
 CASE = "coevorden-brest"
@@ -85,11 +87,14 @@ def record(register: Register, actor: str = "demo") -> None:
             register.decide(CASE, name, actor=actor, **fields)
 
 
-def run(path: str, workflows: str | None = None) -> str:
+def run(path: str, workflows: str | None = None, lang: str = "en") -> str:
+    """Record the story in a new register at `path`; the replay, labelled in `lang`."""
+    flow = Library.from_env(workflows).get(OPENING["workflow"])
+    languages.check(lang, [flow])  # before the new file is made
     register = Register.at(path, workflows, create=True)
     try:
         record(register)
-        rows = register.history(CASE)
+        rows = languages.history_table(register.history(CASE), flow, lang)
         lines = [
             f"Recorded the Coevorden–Brest story in {path}.",
             "",
@@ -100,13 +105,13 @@ def run(path: str, workflows: str | None = None) -> str:
             "",
         ]
         for as_of in QUESTIONS:
-            status = register.status(CASE, as_of=as_of)
-            state = status["state"]
+            status = register.status(CASE, as_of=as_of, lang=lang)
+            state = flow.state_label(status["state"], lang) if status["state"] else "not open"
             if not status["certain"]:
-                state = (
-                    f"{state} (uncertain: {' or '.join(map(str, status['possible']))}; "
-                    f"{status['note']})"
-                )
+                possible = [
+                    flow.state_label(s, lang) if s else "not open" for s in status["possible"]
+                ]
+                state = f"{state} (uncertain: {' or '.join(possible)}; {status['note']})"
             lines.append(f"status as of {status['as_of']}: {state}")
         lines += ["", f"Try: twinflow --db {path} status {CASE} --as-of 2022-06-01"]
         return "\n".join(lines)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Transcoding
 
 from twinflow import integrity
 from twinflow.definitions import Workflow
-from twinflow.errors import InvalidInput
+from twinflow.errors import InvalidInput, RuleViolation
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 NAMESPACE = uuid5(NAMESPACE_URL, "https://twinflow.example/register")
@@ -47,6 +48,30 @@ class Entry:
     actor: str
     hash: str
     data: Mapping[str, Any]
+
+
+class EntryAsList(Transcoding):
+    """An Entry in a snapshot of a case: a short list rather than a dict per entry, because a
+    case's snapshot holds every entry of its history."""
+
+    type = Entry
+    name = "twinflow_entry"
+
+    def encode(self, obj: Entry) -> list[Any]:
+        return [obj.seq, obj.kind, obj.recorded_at, obj.actor, obj.hash, dict(obj.data)]
+
+    def decode(self, data: list[Any]) -> Entry:
+        seq, kind, recorded_at, actor, digest, fields = data
+        return Entry(seq, kind, recorded_at, actor, digest, fields)
+
+
+def replay(aggregate: Any, events: Iterable[Any]) -> Any:
+    """eventsourcing's project_aggregate without its per-event check against a runtime
+    Protocol, which cost more than applying the event itself (a case's whole history is
+    replayed on every read)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class Recorded(Aggregate):
@@ -221,6 +246,22 @@ class Case(Recorded):
         target: int
         why: str
 
+    class Migrated(Event):
+        """The case is judged by another version of its workflow from here on."""
+
+        TOPIC: ClassVar[str] = "twinflow:case:migrated"
+        KIND: ClassVar[str] = "migrated"
+        from_version: int
+        from_digest: str
+        to_version: int
+        to_digest: str
+        reason: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.workflow_version = self.to_version
+            aggregate.workflow_digest = self.to_digest
+            super().apply(aggregate)
+
     if TYPE_CHECKING:
         slug: str
         title: str
@@ -276,3 +317,32 @@ class Case(Recorded):
 
     def retract(self, target: int, why: str, actor: str, on_behalf_of: str | None = None) -> None:
         self._record_next(self.Retracted, actor, on_behalf_of, target=target, why=why)
+
+    def migrate(
+        self,
+        workflow: Workflow,
+        reason: str | None,
+        actor: str,
+        on_behalf_of: str | None = None,
+    ) -> None:
+        """Judge the case by `workflow` from now on; the caller has replayed the timeline on it."""
+        if workflow.name != self.workflow:
+            raise RuleViolation(
+                f"case {self.slug!r} follows workflow {self.workflow!r}, not {workflow.name!r}: "
+                "a migration moves a case between versions of its own workflow"
+            )
+        if workflow.version == self.workflow_version:
+            raise RuleViolation(
+                f"case {self.slug!r} is already on {self.workflow} v{workflow.version}: "
+                "nothing to migrate"
+            )
+        self._record_next(
+            self.Migrated,
+            actor,
+            on_behalf_of,
+            from_version=self.workflow_version,
+            from_digest=self.workflow_digest,
+            to_version=workflow.version,
+            to_digest=workflow.digest,
+            reason=reason,
+        )

@@ -31,5 +31,17 @@ class StorageError(TwinflowError):
     """The database cannot be used: not writable, not a twinflow database, locked or corrupt."""
 
 
+class MissingProgram(TwinflowError):
+    """An outside program an output needs (graphviz's `dot`) is not installed."""
+
+
 class ConflictError(TwinflowError):
     """Another writer changed the same case and the decision no longer holds."""
+
+
+class BadFile(TwinflowError):
+    """A file to import or restore has bad rows or lines (all listed); nothing was written."""
+
+    def __init__(self, message: str, problems: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])

@@ -4,12 +4,13 @@ checks that a file really is a twinflow register, and the append-only guard."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from twinflow.errors import InvalidInput, StorageError
 
@@ -21,6 +22,7 @@ APPEND_ONLY = (
     "record a correction or retraction instead"
 )
 SQLITE_HEADER = b"SQLite format 3\x00"
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,36 @@ class Location:
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            # libpq reads ~/.pgpass where the password is empty, but PGPASSWORD only where
+            # none is given at all, and eventsourcing always gives one.
+            "POSTGRES_PASSWORD": unquote(parts.password or os.environ.get("PGPASSWORD", "")),
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": str(lock_timeout()),
+            "POSTGRES_SCHEMA": self.schema(),
+            # A command needs one connection at a time, two while installing.
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": "2",
+            # Tables are created once, by twinflow, under a lock (clerks may not create).
+            "CREATE_TABLE": "no",
+            "APPLICATION_RECORDER_TOPIC": "twinflow.postgres:Recorder",
         }
+
+    def schema(self) -> str:
+        """The PostgreSQL schema of the register: ?schema=NAME in the URL, else public."""
+        options = parse_qs(urlsplit(self.url).query, keep_blank_values=True)
+        unknown = sorted(set(options) - {"schema"})
+        if unknown:
+            raise InvalidInput(
+                f"database URL {self.describe()!r} has an unknown option {unknown[0]!r}: "
+                "twinflow understands ?schema=NAME"
+            )
+        name = options.get("schema", ["public"])[-1]
+        if not SCHEMA_NAME.match(name):
+            raise InvalidInput(
+                f"schema {name!r} in the database URL is not a plain PostgreSQL name: use "
+                "lower-case letters, digits and underscores, e.g. ?schema=register"
+            )
+        return name
 
 
 def _without_password(url: str) -> str:
@@ -173,6 +201,63 @@ def guard_statements(kind: str, tables: list[str]) -> list[str]:
     return statements
 
 
+def guard_names(kind: str, table: str) -> list[str]:
+    """The triggers guard_statements() puts on `table`, by name."""
+    if kind == "sqlite":
+        return [f"{table}_no_update", f"{table}_no_delete"]
+    return [f"{table}_append_only"]
+
+
+def missing_guards(cursor: Any, kind: str, table: str) -> list[str]:
+    """The guards of `table` that are gone, disabled or no longer refuse with APPEND_ONLY;
+    checked every time a register is opened, on either backend."""
+    if kind == "sqlite":
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+            (table,),
+        )
+    else:
+        cursor.execute(
+            "SELECT t.tgname AS name, p.prosrc AS sql FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace "
+            "AND t.tgenabled <> 'D'",
+            (table,),
+        )
+    working = {row["name"] for row in cursor.fetchall() if APPEND_ONLY in (row["sql"] or "")}
+    return [name for name in guard_names(kind, table) if name not in working]
+
+
+def unguarded(where: str, missing: list[str]) -> StorageError:
+    """Why a register whose guards are missing is refused (only `verify` opens it)."""
+    return StorageError(
+        f"the register {where} has lost its append-only guard{'s' if len(missing) > 1 else ''} "
+        f"({', '.join(missing)}): the database was changed outside twinflow and its records "
+        "may have been edited; run `twinflow verify` to check them, and "
+        "`twinflow verify --reinstall-guards` to put the guards back once they hold"
+    )
+
+
+def installed(cursor: Any, kind: str) -> bool:
+    """Whether install() already ran at this SCHEMA_VERSION (bump it when install() changes).
+
+    Asked in a read transaction first because install() writes: in WAL mode SQLite refuses
+    at once, without waiting for the lock timeout, a transaction that read and then writes
+    while another connection writes."""
+    probe = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'twinflow_meta'"
+        if kind == "sqlite"
+        else "SELECT 1 FROM pg_tables WHERE tablename = 'twinflow_meta' "
+        "AND schemaname = current_schema()"
+    )
+    cursor.execute(probe)
+    if cursor.fetchone() is None:
+        return False
+    cursor.execute("SELECT value FROM twinflow_meta WHERE key = 'schema'")
+    row = cursor.fetchone()
+    return row is not None and row["value"] == SCHEMA_VERSION
+
+
 def install(cursor: Any, kind: str, event_table: str) -> None:
     """Create twinflow's own tables and guards next to eventsourcing's, once."""
     cursor.execute("CREATE TABLE IF NOT EXISTS twinflow_meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -181,6 +266,6 @@ def install(cursor: Any, kind: str, event_table: str) -> None:
     marker = "?" if kind == "sqlite" else "%s"
     cursor.execute(
         f"INSERT INTO twinflow_meta (key, value) VALUES ('schema', {marker}) "
-        "ON CONFLICT (key) DO NOTHING",
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (SCHEMA_VERSION,),
     )

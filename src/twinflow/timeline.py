@@ -78,6 +78,26 @@ def effective_of(values: Mapping[str, Any]) -> PartialDate:
 def in_force(entries: Iterable[Entry], known_at: dt.datetime | None = None) -> list[Item]:
     """Decisions and notes as the register held them at `known_at` (all, if None),
     corrections merged in and retracted events left out, in recording order."""
+    items, retracted = _fold(entries, known_at)
+    return [item for seq, item in sorted(items.items()) if seq not in retracted]
+
+
+def retracted_items(entries: Iterable[Entry], known_at: dt.datetime | None = None) -> list[Item]:
+    """The decisions and notes retracted by `known_at`, with the values they last had."""
+    items, retracted = _fold(entries, known_at)
+    return [item for seq, item in sorted(items.items()) if seq in retracted]
+
+
+def revised(item: Item, changes: Mapping[str, Any]) -> Item:
+    """`item` with corrected values, its date following a corrected date field."""
+    values = {**item.values, **changes}
+    date = effective_of(values) if item.kind == "decision" else parse_date(values["on"], "date")
+    return replace(item, values=values, date=date)
+
+
+def _fold(
+    entries: Iterable[Entry], known_at: dt.datetime | None
+) -> tuple[dict[int, Item], set[int]]:
     items: dict[int, Item] = {}
     retracted: set[int] = set()
     for entry in entries:
@@ -100,6 +120,8 @@ def in_force(entries: Iterable[Entry], known_at: dt.datetime | None = None) -> l
                 values,
                 parse_date(values["on"], "date"),
             )
+        elif entry.kind == "migrated":
+            continue  # changes the version the items are judged by, not the items
         else:
             change = Change(
                 entry.seq,
@@ -115,16 +137,27 @@ def in_force(entries: Iterable[Entry], known_at: dt.datetime | None = None) -> l
                 retracted.add(change.target)
                 items[change.target] = replace(target, changes=(*target.changes, change))
             else:
-                values = {**target.values, **change.changes}
-                date = (
-                    effective_of(values)
-                    if target.kind == "decision"
-                    else parse_date(values["on"], "date")
-                )
-                items[change.target] = replace(
-                    target, values=values, date=date, changes=(*target.changes, change)
-                )
-    return [item for seq, item in sorted(items.items()) if seq not in retracted]
+                fixed = revised(target, change.changes)
+                items[change.target] = replace(fixed, changes=(*target.changes, change))
+    return items, retracted
+
+
+def version_in_force(
+    entries: Iterable[Entry], known_at: dt.datetime | None = None
+) -> tuple[int, str]:
+    """The workflow version (number, digest) a case was judged by at `known_at` (now, if
+    None): the one it was opened with, or the last migration recorded by then."""
+    found: tuple[int, str] | None = None
+    for entry in entries:
+        if found is not None and known_at is not None and entry.recorded_at > known_at:
+            break
+        if entry.kind == "opened":
+            found = (entry.data["workflow_version"], entry.data["workflow_digest"])
+        elif entry.kind == "migrated":
+            found = (entry.data["to_version"], entry.data["to_digest"])
+    if found is None:
+        raise ValueError("a case's entries start with its opening")
+    return found
 
 
 def valid_time_order(items: Iterable[Item]) -> list[Item]:
@@ -141,6 +174,8 @@ def path(items: Iterable[Item], workflow: Workflow) -> list[Step]:
     for item in valid_time_order(i for i in items if i.kind == "decision"):
         if item.trigger == OPEN:
             after: str | None = workflow.initial
+        elif steps and item.date.latest < steps[0].item.date.earliest:
+            raise IllegalPath(item, None, steps)  # surely before the opening: no case yet
         else:
             after = workflow.next_state(state, item.trigger) if state else None
         if after is None:
@@ -162,7 +197,10 @@ def status_on(steps: Sequence[Step], date: PartialDate) -> Status:
     """The state on `date`; uncertain where an imprecise date straddles it."""
     must = [s.item.date.latest <= date.earliest for s in steps]
     may = [s.item.date.earliest <= date.latest for s in steps]
-    valid = [j for j in range(len(steps) + 1) if all(may[:j]) and not any(must[j:])]
+    # j decisions may have taken effect when all before j may have and none after surely has
+    first_not_may = may.index(False) if False in may else len(steps)
+    last_must = len(must) - 1 - must[::-1].index(True) if True in must else -1
+    valid = list(range(last_must + 1, first_not_may + 1))
     if not valid:  # overlapping imprecise dates; fall back on what has surely happened
         valid = [sum(must)]
     chosen = max(valid)
@@ -192,9 +230,14 @@ def explain(illegal: IllegalPath, candidate: Item, workflow: Workflow, case: str
     )
     if failed.seq == candidate.seq:
         if illegal.state is None:
+            opened = (
+                f" ({illegal.before[0].item.date}, #{illegal.before[0].item.seq})"
+                if illegal.before
+                else ""
+            )
             return (
                 f"cannot record {failed.trigger!r} for case {case!r} effective "
-                f"{failed.date}: that is before the case was opened; check the date"
+                f"{failed.date}: that is before the case was opened{opened}; check the date"
             )
         return (
             f"cannot {failed.trigger} case {case!r} effective {failed.date}: {where}; "
@@ -206,4 +249,88 @@ def explain(illegal: IllegalPath, candidate: Item, workflow: Workflow, case: str
         f"{failed.date}) would no longer be allowed, because the case would be "
         f"{illegal.state!r} by then (allowed from {illegal.state!r}: {allowed or 'none'}); "
         "check the dates, or correct or retract the later decision first"
+    )
+
+
+def check_change(
+    items: Sequence[Item],
+    target: int,
+    changes: Mapping[str, Any] | None,
+    workflow: Workflow,
+    case: str,
+) -> list[Step]:
+    """The path with item `target` corrected by `changes`, or retracted where `changes` is
+    None; a RuleViolation naming the decision or note that would become illegal."""
+    old = next(i for i in items if i.seq == target)
+    new = revised(old, changes) if changes is not None else None
+    changed = [i for i in items if i.seq != target] + ([new] if new else [])
+    what = _change_text(old, new, case)
+    if old.kind == "note" or old.trigger == OPEN:
+        _check_notes_after_opening(changed, new, what)
+    try:
+        return path(changed, workflow)
+    except IllegalPath as illegal:
+        raise RuleViolation(_explain_change(illegal, new, what, workflow)) from None
+
+
+def _change_text(old: Item, new: Item | None, case: str) -> str:
+    if old.kind == "note":
+        name = f"#{old.seq} (note {old.values.get('kind')!r})"
+    elif old.trigger == OPEN:
+        name = f"#{old.seq} (the opening)"
+    else:
+        name = f"#{old.seq} {old.trigger!r}"
+    if new is None:
+        return f"retract {name} of case {case!r}"
+    if new.date == old.date:
+        return f"correct {name} of case {case!r}"
+    when = "" if new.kind == "note" else "effective "
+    return f"correct {name} of case {case!r} to {when}{new.date}"
+
+
+def _check_notes_after_opening(changed: Sequence[Item], new: Item | None, what: str) -> None:
+    opening = next((i for i in changed if i.kind == "decision" and i.trigger == OPEN), None)
+    if opening is None:
+        return
+    for item in changed:
+        if item.kind != "note" or item.date.latest >= opening.date.earliest:
+            continue
+        if new is not None and item.seq == new.seq:
+            raise RuleViolation(
+                f"cannot {what}: {item.date} would be before the case was opened "
+                f"({opening.date}, #{opening.seq}); check the date"
+            )
+        raise RuleViolation(
+            f"cannot {what}: the note #{item.seq} {item.values.get('kind')!r} ({item.date}) "
+            f"would be before the opening ({opening.date}); correct #{item.seq} first"
+        )
+
+
+def _explain_change(illegal: IllegalPath, new: Item | None, what: str, workflow: Workflow) -> str:
+    failed, state = illegal.item, illegal.state
+    opening = illegal.before[0].item if illegal.before else None
+    opened = f" ({opening.date}, #{opening.seq})" if opening else ""
+    allowed = ", ".join(workflow.allowed_triggers(state)) if state else ""
+    if new is not None and failed.seq == new.seq:
+        if state is None:
+            return (
+                f"cannot {what}: effective {failed.date} it would be before the case was "
+                f"opened{opened}; check the date"
+            )
+        last = illegal.before[-1].item
+        return (
+            f"cannot {what}: {failed.trigger!r} effective {failed.date} would not be allowed: "
+            f"the case would be {state!r} since {last.date} (decision #{last.seq}); "
+            f"allowed from {state!r}: {allowed or 'none'}"
+        )
+    if state is None:
+        return (
+            f"cannot {what}: the decision #{failed.seq} {failed.trigger!r} (effective "
+            f"{failed.date}) would be before the opening{opened}; correct #{failed.seq} first"
+        )
+    return (
+        f"cannot {what}: the decision #{failed.seq} {failed.trigger!r} (effective "
+        f"{failed.date}) would no longer be allowed, because the case would be {state!r} by "
+        f"then (allowed from {state!r}: {allowed or 'none'}); correct or retract "
+        f"#{failed.seq} first"
     )

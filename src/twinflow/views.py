@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from twinflow import steps as step_rows
 from twinflow import timeline
 from twinflow.dates import PartialDate
-from twinflow.domain import Case
+from twinflow.domain import Case, case_id, replay
+from twinflow.following import Followed
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -28,18 +30,21 @@ TABLES = (
     "steps TEXT, last_seq INTEGER)",
     "CREATE INDEX IF NOT EXISTS twinflow_cases_state ON twinflow_cases (state, settled_on)",
     "CREATE INDEX IF NOT EXISTS twinflow_cases_workflow ON twinflow_cases (workflow)",
+    "CREATE INDEX IF NOT EXISTS twinflow_cases_settled ON twinflow_cases (settled_on)",
     "CREATE TABLE IF NOT EXISTS twinflow_parties (party TEXT, slug TEXT, "
     "PRIMARY KEY (party, slug))",
     "CREATE TABLE IF NOT EXISTS twinflow_audit (position BIGINT PRIMARY KEY, slug TEXT, "
-    "seq INTEGER, kind TEXT, detail TEXT, actor TEXT, recorded_at TEXT)",
+    "seq INTEGER, kind TEXT, detail TEXT, actor TEXT, recorded_at TEXT, on_behalf_of TEXT)",
     "CREATE INDEX IF NOT EXISTS twinflow_audit_actor ON twinflow_audit (actor, recorded_at)",
     "CREATE INDEX IF NOT EXISTS twinflow_audit_slug ON twinflow_audit (slug, recorded_at)",
+    *step_rows.TABLES,
 )
 CLEAR = (
     "DELETE FROM twinflow_cases",
     "DELETE FROM twinflow_parties",
     "DELETE FROM twinflow_audit",
     "DELETE FROM twinflow_position",
+    *step_rows.CLEAR,
 )
 
 
@@ -84,6 +89,7 @@ class Views:
         mapper = self.register.events.mapper
         start, done = self.position(), 0
         last = recorder.max_notification_id() or 0
+        followed = Followed(self._load)
         while start < last:
             batch = recorder.select_notifications(
                 start=start, limit=BATCH, stop=last, inclusive_of_start=False
@@ -92,12 +98,16 @@ class Views:
                 break
             events = [(n.id, mapper.to_domain_event(n)) for n in batch]
             cases = [(position, e) for position, e in events if isinstance(e, Case.Event)]
-            rows = {e.originator_id: self._case_row(e.originator_id) for _, e in cases}
+            paths: dict[str, list[timeline.Step]] = {}
+            # Each changed case once per batch, however many of its events the batch holds.
+            changed = followed.advance(e for _, e in cases)
+            rows = {cid: self._case_row(case, paths) for cid, case in changed.items()}
             audit = [
                 _audit_row(position, rows[e.originator_id]["slug"], e) for position, e in cases
             ]
             with self.cursor(commit=True) as cursor:
                 self._write(cursor, list(rows.values()), audit, batch[-1].id)
+                self._write_steps(cursor, rows, paths)
             start, done = batch[-1].id, done + len(batch)
             if progress:
                 progress(len(batch))
@@ -109,9 +119,18 @@ class Views:
                 cursor.execute(statement)
         return self.catch_up(progress)
 
-    def _case_row(self, case_id: UUID) -> dict[str, Any]:
-        case: Case = self.register.events.repository.get(case_id)
+    def _load(self, case_id: UUID, version: int) -> Case:
+        case: Case = self.register.events.repository.get(
+            case_id, version=version, projector_func=replay
+        )
+        return case
+
+    def _case_row(
+        self, case: Case, paths: dict[str, list[timeline.Step]] | None = None
+    ) -> dict[str, Any]:
         steps = timeline.path(timeline.in_force(case.entries), self.register.workflow_of(case))
+        if paths is not None:
+            paths[case.slug] = steps
         since = next((s for s in reversed(steps) if s.changes_state), None)
         return {
             "slug": case.slug,
@@ -137,39 +156,77 @@ class Views:
             "last_seq": case.version,
         }
 
+    def _write_steps(
+        self, cursor: Any, rows: Mapping[UUID, dict[str, Any]], paths: dict[str, Any]
+    ) -> None:
+        """Each changed case's steps, unless a concurrent catch-up already wrote a later
+        version of the case (its row in twinflow_cases then says so)."""
+        ours = {row["slug"]: row["last_seq"] for row in rows.values()}
+        later = set()
+        slugs = list(ours)
+        for chunk in range(0, len(slugs), step_rows.CHUNK):
+            some = slugs[chunk : chunk + step_rows.CHUNK]
+            cursor.execute(
+                self.sql(
+                    "SELECT slug, last_seq FROM twinflow_cases "
+                    f"WHERE slug IN ({', '.join('?' * len(some))})"
+                ),
+                some,
+            )
+            later |= {r["slug"] for r in cursor.fetchall() if r["last_seq"] > ours[r["slug"]]}
+        step_rows.write(cursor, self.sql, {s: p for s, p in paths.items() if s not in later})
+
+    def status_on(
+        self, slug: str, date: PartialDate
+    ) -> tuple[dict[str, Any], timeline.Status, PartialDate] | None:
+        """A case's title, workflow and parties, its state on a date and its opening date,
+        from the read models (None where they do not hold the case)."""
+        with self.cursor(commit=False) as cursor:
+            cursor.execute(
+                self.sql(
+                    "SELECT title, workflow, version, parties FROM twinflow_cases WHERE slug = ?"
+                ),
+                (slug,),
+            )
+            row = cursor.fetchone()
+            found = step_rows.status_on(cursor, self.sql, slug, date) if row else None
+        if row is None or found is None:
+            return None
+        case = {k: row[k] for k in ("title", "workflow", "version")}
+        case["parties"] = json.loads(row["parties"])
+        return case, *found
+
     def _write(
         self, cursor: Any, rows: list[dict[str, Any]], audit: list[tuple[Any, ...]], position: int
     ) -> None:
-        for row in rows:
-            cursor.execute(
-                self.sql(
-                    "INSERT INTO twinflow_cases (slug, title, workflow, version, parties, state, "
-                    "since, settled_on, steps, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (slug) DO UPDATE SET title = excluded.title, "
-                    "workflow = excluded.workflow, version = excluded.version, "
-                    "parties = excluded.parties, state = excluded.state, since = excluded.since, "
-                    "settled_on = excluded.settled_on, steps = excluded.steps, "
-                    "last_seq = excluded.last_seq "
-                    "WHERE twinflow_cases.last_seq <= excluded.last_seq"
-                ),
-                tuple(row.values()),
-            )
-            for party in json.loads(row["parties"]):
-                cursor.execute(
-                    self.sql(
-                        "INSERT INTO twinflow_parties (party, slug) VALUES (?, ?) "
-                        "ON CONFLICT DO NOTHING"
-                    ),
-                    (party, row["slug"]),
-                )
-        for values in audit:
-            cursor.execute(
-                self.sql(
-                    "INSERT INTO twinflow_audit (position, slug, seq, kind, detail, actor, "
-                    "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                values,
-            )
+        # executemany: one statement per table and batch rather than per row
+        cursor.executemany(
+            self.sql(
+                "INSERT INTO twinflow_cases (slug, title, workflow, version, parties, state, "
+                "since, settled_on, steps, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (slug) DO UPDATE SET title = excluded.title, "
+                "workflow = excluded.workflow, version = excluded.version, "
+                "parties = excluded.parties, state = excluded.state, since = excluded.since, "
+                "settled_on = excluded.settled_on, steps = excluded.steps, "
+                "last_seq = excluded.last_seq "
+                "WHERE twinflow_cases.last_seq <= excluded.last_seq"
+            ),
+            [tuple(row.values()) for row in rows],
+        )
+        cursor.executemany(
+            self.sql(
+                "INSERT INTO twinflow_parties (party, slug) VALUES (?, ?) ON CONFLICT DO NOTHING"
+            ),
+            [(party, row["slug"]) for row in rows for party in json.loads(row["parties"])],
+        )
+        cursor.executemany(
+            self.sql(
+                "INSERT INTO twinflow_audit (position, slug, seq, kind, detail, actor, "
+                "recorded_at, on_behalf_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            audit,
+        )
         cursor.execute(
             self.sql(
                 "INSERT INTO twinflow_position (name, position) VALUES (?, ?) ON CONFLICT (name) "
@@ -197,26 +254,45 @@ class Views:
         if party:
             where.append("c.slug IN (SELECT slug FROM twinflow_parties WHERE party = ?)")
             params.append(party)
+        columns = (
+            "SELECT c.slug, c.title, c.workflow, c.version, c.parties, c.state, c.since, "
+            "c.settled_on, {steps} AS steps FROM twinflow_cases c"
+        )
+        statement = columns.format(steps="c.steps")
         if state:
             # A settled case's stored state is its state on any later date; the rest are
-            # answered from their steps below.
-            where.append("((c.state = ? AND c.settled_on <= ?) OR c.settled_on > ?)")
-            params += [state, as_of.earliest.isoformat(), as_of.earliest.isoformat()]
-        statement = (
-            "SELECT c.slug, c.title, c.workflow, c.version, c.parties, c.state, c.since, "
-            "c.settled_on, c.steps FROM twinflow_cases c"
-        )
-        if where:
-            statement += " WHERE " + " AND ".join(where)
-        statement += " ORDER BY c.slug"
+            # answered from their steps below. Two parts rather than an OR, each read from
+            # an index instead of scanning every case, sorted here (an ORDER BY made SQLite
+            # scan the cases in slug order again).
+            day = as_of.earliest.isoformat()
+            settled = " AND ".join([*where, "c.state = ? AND c.settled_on <= ?"])
+            unsettled = " AND ".join([*where, "c.settled_on > ?"])
+            statement = (
+                f"{columns.format(steps='NULL')} WHERE {settled} "
+                f"UNION ALL {statement} WHERE {unsettled}"
+            )
+            params = [*params, state, day, *params, day]
+        else:
+            if where:
+                statement += " WHERE " + " AND ".join(where)
+            statement += " ORDER BY c.slug"
         with self.cursor(commit=False) as cursor:
             cursor.execute(self.sql(statement), tuple(params))
             fetched = cursor.fetchall()
+        if state:
+            fetched.sort(key=lambda r: r["slug"])
         return [
             row
             for row in map(lambda r: _listing(r, as_of), fetched)
             if not state or state in row["possible"]
         ]
+
+    def known_cases(self) -> dict[UUID, str]:
+        """The slug of every case the read model has seen, by case id: names a case in
+        `verify` even where its stored opening no longer decodes."""
+        with self.cursor(commit=False) as cursor:
+            cursor.execute("SELECT slug FROM twinflow_cases")
+            return {case_id(row["slug"]): row["slug"] for row in cursor.fetchall()}
 
     def audit(
         self,
@@ -228,16 +304,17 @@ class Views:
     ) -> list[dict[str, Any]]:
         where, params = [], []
         for clause, value in (
-            ("actor = ?", actor),
+            ("(actor = ? OR on_behalf_of = ?)", actor),
             ("slug = ?", case),
             ("recorded_at >= ?", since and since.isoformat()),
             ("recorded_at <= ?", until and until.isoformat()),
         ):
             if value:
                 where.append(clause)
-                params.append(value)
+                params += [value] * clause.count("?")
         statement = (
-            "SELECT position, slug, seq, kind, detail, actor, recorded_at FROM twinflow_audit"
+            "SELECT position, slug, seq, kind, detail, actor, on_behalf_of, recorded_at "
+            "FROM twinflow_audit"
         )
         if where:
             statement += " WHERE " + " AND ".join(where)
@@ -249,6 +326,7 @@ class Views:
                     "position": r["position"],
                     "recorded_at": r["recorded_at"],
                     "actor": r["actor"],
+                    "on_behalf_of": r["on_behalf_of"],
                     "case": r["slug"],
                     "seq": r["seq"],
                     "kind": r["kind"],
@@ -308,8 +386,12 @@ def _audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
             detail = f"open {fields['slug']} ({fields['workflow']} v{fields['workflow_version']})"
     elif "note" in fields:
         detail = f"note {fields['note'].get('kind')}"
+    elif event.KIND == "migrated":
+        detail = f"migrate v{fields['from_version']} -> v{fields['to_version']}: {fields['reason']}"
     else:
-        detail = f"{event.KIND} #{fields.get('target')}: {fields.get('why')}"
+        changed = ", ".join(fields.get("changes") or {})
+        detail = f"{event.KIND} #{fields.get('target')}{f' ({changed})' if changed else ''}"
+        detail += f": {fields.get('why')}"
     return (
         position,
         slug,
@@ -318,4 +400,5 @@ def _audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
         detail,
         event.actor,
         event.timestamp.isoformat(),
+        fields.get("on_behalf_of"),
     )

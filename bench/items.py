@@ -1,0 +1,372 @@
+"""The measurements of bench/run.py, one function per item of issue 6, each returning table rows:
+twinflow's figure beside a baseline taken in the same run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from bench.data import BASE, decision, fill, make_case, mixed
+from twinflow.application import Register
+from twinflow.domain import StoredWorkflow
+
+RUN = Path(__file__).resolve().parent / "run.py"
+MEMORY_GOAL_MB = 200.0
+
+
+@dataclass
+class Row:
+    item: str
+    measure: str
+    ours: float | None  # seconds, or MB where unit is "MB"
+    baseline: float | None
+    goal: float | None  # the largest ratio allowed (for MB: the largest figure)
+    unit: str = "s"
+    why: str = ""  # why an item was not measured
+
+    def cells(self) -> tuple[str, ...]:
+        if self.ours is None:
+            return (self.item, self.measure, f"not measured: {self.why}", "", "", "", "")
+        ratio = self.ours / self.baseline if self.baseline else None
+        if self.unit == "MB":
+            goal, met = f"< {self.goal:.0f} MB", self.goal is not None and self.ours < self.goal
+        else:
+            goal = f"<= {self.goal:g}x" if self.goal else "-"
+            met = bool(self.goal and ratio is not None and ratio <= self.goal)
+        return (
+            self.item,
+            self.measure,
+            _amount(self.ours, self.unit),
+            _amount(self.baseline, self.unit) if self.baseline is not None else "-",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            goal,
+            ("yes" if met else "NO") if self.goal else "-",
+        )
+
+
+def _amount(value: float, unit: str) -> str:
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _median_of(runs: int, work: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _in_child(name: str, *args: str) -> dict[str, Any]:
+    command = [sys.executable, str(RUN), "--child", name, *(f"--arg={a}" for a in args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"child {name} failed: {done.stderr.strip()[-800:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _peak_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(name: str, args: list[str]) -> dict[str, Any]:
+    """Run one measurement in this (fresh) process: its seconds and peak resident memory."""
+    start = time.perf_counter()
+    result: dict[str, Any] = {}
+    if name == "import":
+        from twinflow.exchange import import_file
+
+        register = Register.at(args[1], create=True)
+        start = time.perf_counter()
+        import_file(register, Path(args[0]), actor="bench")
+    elif name == "rebuild":
+        register = Register.at(args[0], create=False)
+        start = time.perf_counter()
+        result["events"] = register.views.rebuild()
+    elif name == "verify":
+        register = Register.at(args[0], create=False)
+        start = time.perf_counter()
+        report = register.verify()
+        result["holds"], result["events"] = report["holds"], report["events"]
+    elif name == "idle":  # what opening a register costs before any work
+        register = Register.at(args[0], create=False)
+    else:
+        raise SystemExit(f"unknown child {name!r}")
+    result["seconds"] = time.perf_counter() - start
+    register.close()
+    result["peak_mb"] = _peak_mb()
+    return result
+
+
+# ---------------------------------------------------------------------------- a
+
+
+class Plain(Aggregate):
+    """The baseline of item a: an aggregate with nothing of twinflow's."""
+
+    @event("Opened")
+    def __init__(self, decision: dict[str, Any]) -> None:
+        self.decisions = [decision]
+
+    @event("Decided")
+    def decide(self, decision: dict[str, Any]) -> None:
+        self.decisions.append(decision)
+
+
+def record(folder: Path, decisions: int) -> list[Row]:
+    register = Register.at(str(folder / "a.db"), create=True)
+    plain = Application[Any](
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "a0.db")}
+    )
+    slugs = [f"a-{k}" for k in range(10)]
+    ids = []
+    for slug in slugs:
+        register.open_case(
+            slug, workflow="twinning", title=slug, parties=["A", "B"], by="council", on="2000"
+        )
+        aggregate = Plain({"trigger": "open", "decided_on": "2000"})
+        plain.save(aggregate)
+        ids.append(aggregate.id)
+    ours, base = [], []
+    for n in range(decisions):
+        on = f"{2001 + n // 200}-{n % 12 + 1:02d}-{n % 28 + 1:02d}"
+        start = time.perf_counter()
+        result = register.decide(
+            slugs[n % 10], "reaffirm", by="council", party="A", on=on, reason="bench"
+        )
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        aggregate = plain.repository.get(ids[n % 10])
+        aggregate.decide(decision(result["trigger"], on, "A"))
+        plain.save(aggregate)
+        base.append(time.perf_counter() - start)
+    register.close()
+    plain.close()
+    measure = f"decide, one save each (median of {decisions}) vs eventsourcing get+event+save"
+    return [Row("a", measure, statistics.median(ours), statistics.median(base), 1.5)]
+
+
+# ---------------------------------------------------------------------------- b
+
+
+def bulk_import(folder: Path, rows: int) -> list[Row]:
+    try:
+        from bench.bench_exchange import baseline, write_csv
+        from twinflow.exchange import import_file  # noqa: F401 - it must exist to measure b
+    except ImportError as missing:
+        why = f"the import is not there yet ({missing.name})"
+        return [Row("b", "import of rows", None, None, None, why=why)]
+    cases = rows // 10
+    path = folder / "rows.csv"
+    written = write_csv(path, cases)
+    measure = f"import {written:,} rows ({cases:,} cases x 10) vs sqlite3 executemany"
+    _, raw = baseline(path, folder)
+    ours = _in_child("import", str(path), str(folder / "b.db"))
+    idle = _in_child("idle", str(folder / "b.db"))
+    return [
+        Row("b", measure, ours["seconds"], raw, 10.0),
+        Row(
+            "g",
+            "peak memory of b (vs a process that only opens the register)",
+            ours["peak_mb"],
+            idle["peak_mb"],
+            MEMORY_GOAL_MB,
+            unit="MB",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------- c
+
+
+def status(folder: Path, long: int, repeats: int) -> list[Row]:
+    register = Register.at(str(folder / "c.db"), create=True)
+    flow = register.library.get("twinning")
+    register.events.save(
+        StoredWorkflow.register(flow, "bench"),
+        make_case("long", long, flow),
+        make_case("short", 10, flow),
+    )
+    # a day in the middle of each history (make_case records one event a day from BASE)
+    as_of = {
+        s: (BASE + dt.timedelta(days=n // 2)).isoformat()
+        for s, n in (("long", long), ("short", 10))
+    }
+    rows = []
+    for measure, kwargs, goal in (
+        ("status", {}, 2.0),
+        ("status --as-of (middle of the history)", {"as_of": True}, 2.0),
+        ("status --known-at (bitemporal replay)", {"known_at": "2999-01-01T00:00:00Z"}, None),
+    ):
+        times = {}
+        for slug in ("long", "short"):
+            args = dict(kwargs)
+            if args.pop("as_of", False):
+                args["as_of"] = as_of[slug]
+            register.status(slug, **args)  # catch-up of the read models, once
+            runs = repeats if "known_at" not in args else max(3, repeats // 20)
+            times[slug] = _median_of(runs, lambda s=slug, a=args: register.status(s, **a))
+        label = f"{measure}: {long:,}-event case vs 10-event case (median)"
+        rows.append(Row("c", label, times["long"], times["short"], goal))
+    register.close()
+    return rows
+
+
+# ---------------------------------------------------------------------------- d and e
+
+
+def _wide(folder: Path, cases: int) -> tuple[Path, bool]:
+    """A register of `cases` cases of ten events on average, built once per folder."""
+    path = folder / f"wide-{cases}.db"
+    if path.exists():
+        return path, True
+    register = Register.at(str(path), create=True)
+    for _ in fill(register, cases, mixed, batch=5000):
+        pass
+    register.close()
+    return path, False
+
+
+def log_wide(folder: Path, cases: int) -> list[Row]:
+    start = time.perf_counter()
+    path, reused = _wide(folder, cases)
+    built = "reused" if reused else f"built in {time.perf_counter() - start:.0f} s"
+    register = Register.at(str(path), create=False)
+    recorder = register.events.recorder
+    total = int(recorder.max_notification_id() or 0)
+
+    def plain_read() -> None:
+        position = 0
+        while batch := recorder.select_notifications(
+            start=position, limit=1000, inclusive_of_start=False
+        ):
+            position = batch[-1].id
+
+    base = min(_median_of(1, plain_read) for _ in range(2))
+    register.close()
+    rebuilt = _in_child("rebuild", str(path))
+    checked = _in_child("verify", str(path))
+    idle = _in_child("idle", str(path))
+    events = f"{total:,} events ({built})"
+    rows = [
+        Row(
+            "e",
+            f"rebuild read models over {events} vs plain read via recorder",
+            rebuilt["seconds"],
+            base,
+            3.0,
+        ),
+    ]
+    if checked.get("holds") is True:
+        rows.append(
+            Row(
+                "e",
+                f"verify over {events} vs plain read via recorder",
+                checked["seconds"],
+                base,
+                3.0,
+            )
+        )
+    else:
+        rows.append(Row("e", "verify", None, None, None, why=f"did not hold: {checked}"))
+    for what, result in (("rebuild", rebuilt), ("verify", checked)):
+        rows.append(
+            Row(
+                "g",
+                f"peak memory of {what} (e) vs a process that only opens it",
+                result["peak_mb"],
+                idle["peak_mb"],
+                MEMORY_GOAL_MB,
+                unit="MB",
+            )
+        )
+    return rows
+
+
+def listing(folder: Path, cases: int) -> list[Row]:
+    path, _ = _wide(folder, cases)
+    register = Register.at(str(path), create=False)
+    register.list_cases(state="frozen")  # the read models are caught up by e already
+    found = len(register.list_cases(state="frozen"))
+    ours = min(_median_of(1, lambda: register.list_cases(state="frozen")) for _ in range(5))
+    register.close()
+    conn = sqlite3.connect(path)
+    statement = (
+        "SELECT slug, title, workflow, version, parties, state, since FROM twinflow_cases "
+        "WHERE state = ? ORDER BY slug"
+    )
+    base = min(
+        _median_of(1, lambda: conn.execute(statement, ("frozen",)).fetchall()) for _ in range(5)
+    )
+    conn.close()
+    measure = f"list --state frozen over {cases:,} cases ({found:,} found) vs indexed SELECT"
+    return [Row("d", measure, ours, base, 2.0)]
+
+
+# ---------------------------------------------------------------------------- f
+
+
+def cold_start(folder: Path, runs: int) -> list[Row]:
+    db = folder / "f.db"
+    register = Register.at(str(db), create=True)
+    register.open_case(
+        "coevorden-brest",
+        workflow="twinning",
+        title="t",
+        parties=["A", "B"],
+        by="council",
+        on="2000",
+    )
+    register.status("coevorden-brest")
+    register.close()
+    exe = shutil.which("twinflow", path=str(Path(sys.executable).parent)) or "twinflow"
+
+    def best(command: list[str]) -> float:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    click = best([sys.executable, "-c", "import click"])
+    return [
+        Row(
+            "f",
+            f"twinflow --help, whole process (best of {runs}) vs python -c 'import click'",
+            best([exe, "--help"]),
+            click,
+            1.5,
+        ),
+        Row(
+            "f",
+            f"twinflow status CASE, whole process (best of {runs}) vs the same",
+            best([exe, "--db", str(db), "status", "coevorden-brest"]),
+            click,
+            3.0,
+        ),
+    ]

@@ -1,0 +1,342 @@
+"""The case checks of an import: each case's rows, in valid-time order with its opening first,
+judged by its workflow and, with what the register already holds, as one timeline that must be
+a legal path; then, where nothing at all is wrong, its events built through the domain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from twinflow import timeline
+from twinflow.definitions import Workflow
+from twinflow.domain import Case, Recorded, StoredWorkflow
+from twinflow.errors import NotFound, TwinflowError
+from twinflow.exchange import Problem, Progress, Summary
+from twinflow.rowcheck import date_of
+from twinflow.spill import Spill, Spilled
+
+if TYPE_CHECKING:
+    from twinflow.application import Register
+
+CHECKING = "checking"
+COLUMN_OF = {"sources": "source"}  # decision fields whose import column has another name
+
+
+class Checker:
+    def __init__(
+        self,
+        register: Register,
+        spill: Spill,
+        problems: list[Problem],
+        summary: Summary,
+        *,
+        actor: str | None,
+        build: bool,
+    ) -> None:
+        self.register, self.spill, self.problems, self.summary = register, spill, problems, summary
+        self.build = build
+        self.actor, self.on_behalf_of = register.identity(actor)
+        # Only a register that holds something can hold the cases of the file.
+        self.empty = not register.events.recorder.max_notification_id()
+        self.flows: dict[str, Workflow | str] = {}  # by name; a str says why it cannot be used
+        self.unstored: set[str] = set()  # digests of workflow versions no case used yet
+        self.now = dt.datetime.now(dt.UTC)
+
+    def run(self, progress: Progress | None = None) -> None:
+        for slug, rows in self.spill.by_case():
+            self.case(slug, rows)
+            if progress:
+                progress(CHECKING, len(rows), self.summary.rows)
+
+    def bad(self, spilled: Spilled, column: str | None, value: Any, reason: str) -> None:
+        text = None if value is None else str(value)
+        self.problems.append(Problem(spilled.line, column, text, reason))
+
+    # ------------------------------------------------------------------ one case
+
+    def case(self, slug: str, rows: list[Spilled]) -> None:
+        existing = None if self.empty else self.register._find_case(slug)
+        good = [r for r in rows if not r.broken]
+        opens = [r for r in good if r.row["kind"] == "open"]
+        others = [r for r in good if r.row["kind"] != "open"]
+        base: list[timeline.Item] = []
+        if existing is not None:
+            for spilled in opens:
+                self.bad(
+                    spilled,
+                    "action",
+                    "open",
+                    f"opens case {slug!r} a second time: the register holds it since "
+                    f"{timeline.in_force(existing.entries)[0].date}; remove this row",
+                )
+            try:
+                flow = self.register.workflow_of(existing, check_file=True)
+            except TwinflowError as error:
+                self.bad(rows[0], "case", slug, f"cannot take new rows: {error}")
+                return
+            parties, base, opening = (
+                list(existing.parties),
+                timeline.in_force(existing.entries),
+                None,
+            )
+        elif not opens:
+            if not any(r.broken and r.row["kind"] == "open" for r in rows):
+                for spilled in good:
+                    self.bad(
+                        spilled,
+                        "case",
+                        slug,
+                        "is not in the register and no row of the file opens it: add an open "
+                        "row for it, or check the name",
+                    )
+            return
+        else:
+            opening = opens[0]
+            for spilled in opens[1:]:
+                self.bad(
+                    spilled,
+                    "action",
+                    "open",
+                    f"opens case {slug!r} a second time (line {opening.line} opens it): "
+                    "keep one open row",
+                )
+            found = self.workflow(opening)
+            if found is None:
+                return
+            flow, parties = found, opening.row["parties"]
+            self.check_opening(opening, flow, parties)
+        kept = [r for r in others if self.check_row(r, flow, parties, slug)]
+        ordered = ([opening] if opening else []) + kept
+        first_seq = existing.version + 1 if existing else 1
+        new = {first_seq + i: r for i, r in enumerate(ordered)}
+        self.check_timeline(slug, flow, base, new)
+        if self.problems:
+            return
+        self.count(existing is None, kept, flow)
+        if self.build:
+            self.emit(slug, flow, existing, opening, parties, kept)
+
+    def workflow(self, opening: Spilled) -> Workflow | None:
+        name = opening.row["workflow"]
+        if name not in self.flows:
+            library = self.register.library
+            try:
+                flow = library.get(name)
+                if self.register._stored_workflow(flow) is None:
+                    self.unstored.add(flow.digest)
+                self.flows[name] = flow
+            except NotFound:
+                known = ", ".join(sorted(library.files())) or "none"
+                self.flows[name] = f"is not a known workflow: known: {known}"
+            except TwinflowError as error:
+                self.flows[name] = f"cannot be used: {error}"
+        found = self.flows[name]
+        if isinstance(found, str):
+            self.bad(opening, "workflow", name, found)
+            return None
+        return found
+
+    def check_opening(self, opening: Spilled, flow: Workflow, parties: list[str]) -> None:
+        values = opening.row["values"]
+        self.check_body(opening, values["body"], flow.open_by, flow, "open")
+        self.check_requires(opening, flow.open_requires, "open")
+        party = values.get("party")
+        if party and party not in parties:
+            self.bad(opening, "party", party, f"is not among the parties: {'; '.join(parties)}")
+
+    def check_row(self, spilled: Spilled, flow: Workflow, parties: list[str], slug: str) -> bool:
+        before = len(self.problems)
+        row, values = spilled.row, spilled.row["values"]
+        if row.get("workflow") and row["workflow"] != flow.name:
+            self.bad(
+                spilled,
+                "workflow",
+                row["workflow"],
+                f"is not the workflow of case {slug!r}, which follows {flow.name!r}",
+            )
+        if row["kind"] == "decision":
+            trigger = values["trigger"]
+            transition = flow.transition(trigger)
+            if transition is None:
+                self.bad(
+                    spilled,
+                    "action",
+                    trigger,
+                    f"is not a decision of workflow {flow.name!r} v{flow.version}: known: "
+                    f"{', '.join(flow.trigger_names)} (or open, or note:KIND)",
+                )
+            else:
+                self.check_body(spilled, values["body"], transition.by, flow, trigger)
+                self.check_requires(spilled, transition.requires, trigger)
+        elif values["kind"] not in flow.note_names:
+            self.bad(
+                spilled,
+                "action",
+                f"note:{values['kind']}",
+                f"is not a note kind of workflow {flow.name!r}: known: "
+                + ", ".join(f"note:{n}" for n in flow.note_names),
+            )
+        party = values.get("party")
+        if party and party not in parties:
+            self.bad(
+                spilled,
+                "party",
+                party,
+                f"is not a party to case {slug!r}: parties: {'; '.join(parties)}",
+            )
+        return len(self.problems) == before
+
+    def check_body(
+        self, spilled: Spilled, body: str, allowed: tuple[str, ...], flow: Workflow, trigger: str
+    ) -> None:
+        if body not in flow.body_names:
+            self.bad(
+                spilled,
+                "by",
+                body,
+                f"is not a body kind of workflow {flow.name!r}: "
+                f"known: {', '.join(flow.body_names)}",
+            )
+        elif body not in allowed:
+            self.bad(
+                spilled,
+                "by",
+                body,
+                f"may not {trigger} a {flow.name!r} case: allowed: {', '.join(allowed)}",
+            )
+
+    def check_requires(self, spilled: Spilled, required: tuple[str, ...], trigger: str) -> None:
+        for name in required:
+            if not spilled.row["values"].get(name):
+                self.bad(
+                    spilled, COLUMN_OF.get(name, name), None, f"is empty: {trigger!r} requires it"
+                )
+
+    # ------------------------------------------------------------------ the timeline
+
+    def check_timeline(
+        self, slug: str, flow: Workflow, base: list[timeline.Item], new: dict[int, Spilled]
+    ) -> None:
+        """Report every new row that makes the case's timeline illegal, leaving each out in
+        turn so that the next one is found too."""
+        items = base + [self.item(seq, spilled) for seq, spilled in new.items()]
+        opened = next(i for i in items if i.kind == "decision" and i.trigger == timeline.OPEN)
+        for item in items:
+            if item.kind == "note" and item.seq in new and item.date.latest < opened.date.earliest:
+                self.bad(
+                    new[item.seq],
+                    "decided_on",
+                    item.date,
+                    f"is before case {slug!r} was opened ({opened.date}, "
+                    f"{self.label(opened, new)}): check the date",
+                )
+        for _ in range(len(items)):
+            try:
+                timeline.path(items, flow)
+                return
+            except timeline.IllegalPath as illegal:
+                blamed, reason = self.blame(illegal, slug, flow, new, opened)
+                if blamed is None:
+                    return
+                column = "action"
+                value: Any = blamed.trigger
+                if illegal.state is None:
+                    column = "effective_on" if blamed.values.get("effective_on") else "decided_on"
+                    value = blamed.date
+                self.bad(new[blamed.seq], column, value, reason)
+                items = [i for i in items if i.seq != blamed.seq]
+
+    def blame(
+        self,
+        illegal: timeline.IllegalPath,
+        slug: str,
+        flow: Workflow,
+        new: dict[int, Spilled],
+        opened: timeline.Item,
+    ) -> tuple[timeline.Item | None, str]:
+        failed, state = illegal.item, illegal.state
+        allowed = ", ".join(flow.allowed_triggers(state)) if state else ""
+        if failed.seq in new:
+            if state is None:
+                return failed, (
+                    f"is before case {slug!r} was opened ({opened.date}, "
+                    f"{self.label(opened, new)}): check the date"
+                )
+            last = illegal.before[-1].item
+            return failed, (
+                f"cannot be taken on case {slug!r} effective {failed.date}: it is {state!r} "
+                f"since {last.date} ({self.label(last, new)}); allowed from {state!r}: "
+                f"{allowed or 'none'}"
+            )
+        # A recorded decision no longer fits: blame the last new one placed before it.
+        earlier = [s.item for s in illegal.before if s.item.seq in new]
+        if not earlier:
+            return None, ""
+        blamed = earlier[-1]
+        return blamed, (
+            f"cannot be taken on case {slug!r} effective {blamed.date}: the recorded later "
+            f"decision #{failed.seq} {failed.trigger!r} (effective {failed.date}) would no "
+            f"longer be allowed, because the case would be {state!r} by then (allowed from "
+            f"{state!r}: {allowed or 'none'}); check the dates"
+        )
+
+    def item(self, seq: int, spilled: Spilled) -> timeline.Item:
+        values = spilled.row["values"]
+        if spilled.row["kind"] == "note":
+            return timeline.Item(
+                seq, "note", self.now, self.actor, values, date_of(values["on"], "date")
+            )
+        effective = values.get("effective_on") or values["decided_on"]  # as timeline.effective_of
+        return timeline.Item(
+            seq, "decision", self.now, self.actor, values, date_of(effective, "date")
+        )
+
+    @staticmethod
+    def label(item: timeline.Item, new: dict[int, Spilled]) -> str:
+        return f"line {new[item.seq].line}" if item.seq in new else f"#{item.seq}"
+
+    # ------------------------------------------------------------------ building
+
+    def count(self, opened: bool, kept: list[Spilled], flow: Workflow) -> None:
+        if opened:
+            self.summary.cases_opened += 1
+            if flow.digest in self.unstored:
+                self.unstored.discard(flow.digest)
+                self.summary.workflows += 1
+                self.summary.events += 1
+                if self.build:
+                    self.spill_events(StoredWorkflow.register(flow, self.actor, self.on_behalf_of))
+        else:
+            self.summary.cases_extended += 1
+        notes = sum(1 for r in kept if r.row["kind"] == "note")
+        self.summary.notes += notes
+        self.summary.decisions += len(kept) - notes
+        self.summary.events += len(kept) + int(opened)
+
+    def emit(
+        self,
+        slug: str,
+        flow: Workflow,
+        existing: Case | None,
+        opening: Spilled | None,
+        parties: list[str],
+        kept: list[Spilled],
+    ) -> None:
+        if existing is None:
+            assert opening is not None
+            row = opening.row
+            case = Case.open(
+                slug, row["title"], parties, flow, row["values"], self.actor, self.on_behalf_of
+            )
+        else:
+            case = existing
+        for spilled in kept:
+            if spilled.row["kind"] == "note":
+                case.note(spilled.row["values"], self.actor, self.on_behalf_of)
+            else:
+                case.decide(spilled.row["values"], self.actor, self.on_behalf_of)
+        self.spill_events(case)
+
+    def spill_events(self, aggregate: Recorded) -> None:
+        mapper = self.register.events.mapper
+        self.spill.add_events([mapper.to_stored_event(e) for e in aggregate.collect_events()])

@@ -1,0 +1,204 @@
+"""Writing many stored events in ONE database transaction, in batches, on SQLite or
+PostgreSQL: an import appends them (the store numbers them), a restore puts each back at its
+old position. eventsourcing's `save()` needs every aggregate in memory at once, so large
+files go through the recorder's table here instead, under the same lock `save()` takes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification, PersistenceError, StoredEvent
+
+from twinflow.errors import ConflictError, RuleViolation, StorageError
+from twinflow.exchange import Progress
+
+if TYPE_CHECKING:
+    from twinflow.application import Register
+
+WRITING = "writing"
+RESTORING = "restoring"
+
+
+def append(
+    register: Register,
+    batches: Iterable[Sequence[StoredEvent]],
+    total: int,
+    progress: Progress | None = None,
+) -> int:
+    """Append the events in one transaction; a case another writer touched meanwhile fails it."""
+    table = Table(register)
+    done = 0
+    with table.transaction() as cursor:
+        for batch in batches:
+            table.insert(cursor, batch)
+            done += len(batch)
+            if progress:
+                progress(WRITING, len(batch), total)
+    return done
+
+
+def restore(
+    register: Register,
+    batches: Iterable[Sequence[Notification]],
+    progress: Progress | None = None,
+    total: int = 0,
+) -> int:
+    """Put the events back at their positions in one transaction, into an empty register."""
+    table = Table(register)
+    done = 0
+    with table.transaction() as cursor:
+        held = table.count(cursor)
+        if held:
+            raise RuleViolation(
+                f"the register {register.location.describe()} already holds {held} event(s): "
+                "restore only into a new, empty register (give another --db)"
+            )
+        for batch in batches:
+            table.insert(cursor, batch, positions=True)
+            done += len(batch)
+            if progress:
+                progress(RESTORING, len(batch), total)
+        table.after_positions(cursor)
+    return done
+
+
+class Table:
+    """The recorder's events table, for writes in batches inside one transaction."""
+
+    def __init__(self, register: Register) -> None:
+        self.register = register
+        recorder: Any = register.events.recorder
+        self.recorder = recorder
+        self.kind = register.location.kind
+        self.name = recorder.events_table_name
+        if self.kind == "postgres":
+            from psycopg.sql import Identifier
+
+            self.qualified: Any = Identifier(recorder.datastore.schema, self.name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        datastore = self.recorder.datastore
+        try:
+            with self.register.translated(), datastore.transaction(commit=True) as cursor:
+                if self.kind == "postgres":
+                    # The lock eventsourcing takes for every save: positions are handed out
+                    # and committed in the same order, so readers never skip an event.
+                    for statement in self.recorder.lock_table_statements:
+                        cursor.execute(statement)
+                yield cursor
+        except (IntegrityError, sqlite3.IntegrityError):
+            raise ConflictError(
+                f"another writer recorded on the same cases in {self.register.location.describe()} "
+                "while this ran; nothing was written: run it again"
+            ) from None
+        except sqlite3.Error as error:  # raised by SQLite inside the transaction, untranslated
+            raise StorageError(
+                f"cannot write to the register {self.register.location.describe()}: {error}; "
+                "nothing was written"
+            ) from None
+        except PersistenceError as error:
+            raise StorageError(str(error)) from None
+
+    def count(self, cursor: Any) -> int:
+        if self.kind == "sqlite":
+            cursor.execute(f"SELECT COUNT(*) AS n FROM {self.name}")
+        else:
+            from psycopg.sql import SQL
+
+            cursor.execute(SQL("SELECT COUNT(*) AS n FROM {}").format(self.qualified))
+        return int(cursor.fetchone()["n"])
+
+    def insert(self, cursor: Any, batch: Sequence[StoredEvent], *, positions: bool = False) -> None:
+        if self.kind == "sqlite":
+            columns = "rowid, originator_id, originator_version, topic, state"
+            if not positions:
+                columns = columns.removeprefix("rowid, ")
+            marks = ", ".join("?" * len(columns.split(", ")))
+            cursor.executemany(
+                f"INSERT INTO {self.name} ({columns}) VALUES ({marks})",
+                [_sqlite_row(e, positions) for e in batch],
+            )
+            return
+        from psycopg.sql import SQL
+
+        columns = "originator_id, originator_version, topic, state"
+        if positions:
+            columns += ", notification_id"
+        marks = ", ".join(["%s"] * len(columns.split(", ")))
+        cursor.executemany(
+            SQL("INSERT INTO {} (" + columns + ") VALUES (" + marks + ")").format(self.qualified),
+            [_postgres_row(e, positions) for e in batch],
+        )
+
+    def select(self, originator_ids: Sequence[UUID]) -> list[Notification]:
+        """The events of some aggregates, in the global order, with their positions."""
+        datastore = self.recorder.datastore
+        with self.register.translated(), datastore.transaction(commit=False) as cursor:
+            if self.kind == "sqlite":
+                marks = ", ".join("?" * len(originator_ids))
+                cursor.execute(
+                    f"SELECT rowid AS id, originator_id, originator_version, topic, state "
+                    f"FROM {self.name} WHERE originator_id IN ({marks}) ORDER BY rowid",
+                    [i.hex for i in originator_ids],
+                )
+            else:
+                from psycopg.sql import SQL
+
+                cursor.execute(
+                    SQL(
+                        "SELECT notification_id AS id, originator_id, originator_version, topic, "
+                        "state FROM {} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+                    ).format(self.qualified),
+                    (list(originator_ids),),
+                )
+            return [
+                Notification(
+                    id=row["id"],
+                    originator_id=UUID(str(row["originator_id"])),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in cursor.fetchall()
+            ]
+
+    def after_positions(self, cursor: Any) -> None:
+        """Let the store number the next event after the last restored one."""
+        if self.kind == "postgres":
+            from psycopg.sql import SQL, Literal
+
+            sequence = SQL("pg_get_serial_sequence({}, 'notification_id')").format(
+                Literal(f"{self.recorder.datastore.schema}.{self.name}")
+            )
+            cursor.execute(
+                SQL(
+                    "SELECT setval({sequence}, COALESCE(MAX(notification_id), 1), "
+                    "MAX(notification_id) IS NOT NULL) FROM {table}"
+                ).format(sequence=sequence, table=self.qualified)
+            )
+
+
+def _sqlite_row(event: StoredEvent, positions: bool) -> tuple[Any, ...]:
+    ident = event.originator_id
+    values = (ident.hex if isinstance(ident, UUID) else ident, *_rest(event))
+    return (_position(event), *values) if positions else values
+
+
+def _postgres_row(event: StoredEvent, positions: bool) -> tuple[Any, ...]:
+    ident = event.originator_id
+    values = (ident if isinstance(ident, UUID) else UUID(ident), *_rest(event))
+    return (*values, _position(event)) if positions else values
+
+
+def _rest(event: StoredEvent) -> tuple[Any, ...]:
+    return event.originator_version, event.topic, event.state
+
+
+def _position(event: StoredEvent) -> int:
+    assert isinstance(event, Notification)
+    return event.id

@@ -1,0 +1,132 @@
+"""Import of a spreadsheet or NDJSON file as one transaction: read and check every row, check
+every case's whole timeline, build the events, then write them all or nothing. Also the
+columns of twinflow's CSV, shared by `import` and `export --format csv`."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from twinflow.errors import BadFile, InvalidInput
+
+if TYPE_CHECKING:
+    from twinflow.application import Register
+
+# The columns of an import file, in the order `export --format csv` writes them.
+COLUMNS = (
+    "case",
+    "workflow",
+    "action",
+    "by",
+    "party",
+    "body_name",
+    "decided_on",
+    "effective_on",
+    "published_on",
+    "scope",
+    "vote",
+    "reference",
+    "reason",
+    "source",
+    "title",
+    "parties",
+    "summary",
+)
+REQUIRED = ("case", "action", "decided_on")
+IMPORT_FORMATS = ("csv", "ndjson")
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+
+# Called with a stage's label, how far it moved and the stage's total (for progress bars).
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad row (or line) of a file: where, which column and value, and what to do."""
+
+    line: int
+    column: str | None
+    value: str | None
+    reason: str  # phrased to follow "COLUMN 'VALUE' " (or "COLUMN " where no value)
+
+    def __str__(self) -> str:
+        if self.column and self.value is not None:
+            return f"line {self.line}: {self.column} {self.value!r} {self.reason}"
+        if self.column:
+            return f"line {self.line}: {self.column} {self.reason}"
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class Summary:
+    """What an import did (or, in a dry run, would do)."""
+
+    file: str
+    rows: int = 0
+    cases_opened: int = 0
+    cases_extended: int = 0
+    decisions: int = 0
+    notes: int = 0
+    workflows: int = 0
+    events: int = 0
+    dry_run: bool = False
+
+    def __str__(self) -> str:
+        counts = (
+            f"{self.cases_opened} case(s) opened, {self.cases_extended} existing case(s) "
+            f"extended, {self.decisions} decision(s), {self.notes} note(s)"
+        )
+        if self.dry_run:
+            return (
+                f"checked {self.file}: {self.rows} row(s) are fine and would give {counts} "
+                f"({self.events} events); nothing written (dry run)"
+            )
+        return f"imported {self.file}: {counts} ({self.events} events, one transaction)"
+
+
+def import_format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in IMPORT_FORMATS:
+            raise InvalidInput(f"format {fmt!r} cannot be imported: use csv or ndjson")
+        return fmt
+    return "ndjson" if path.suffix.lower() in NDJSON_SUFFIXES else "csv"
+
+
+def import_file(
+    register: Register,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    dry_run: bool = False,
+    actor: str | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    """Import every row of a file in one transaction, or nothing with every bad row listed."""
+    from twinflow import bulk
+    from twinflow.backfill import Checker
+    from twinflow.importer import read
+    from twinflow.spill import Spill
+
+    fmt = import_format(path, fmt)
+    problems: list[Problem] = []
+    summary = Summary(path.name, dry_run=dry_run)
+    with (
+        tempfile.TemporaryDirectory(prefix="twinflow-import-") as folder,
+        Spill(Path(folder) / "spill.db") as spill,
+    ):
+        summary.rows = read(path, fmt, spill, problems, progress)
+        Checker(register, spill, problems, summary, actor=actor, build=not dry_run).run(progress)
+        if problems:
+            problems.sort(key=lambda p: p.line)
+            listing = "\n".join(f"  {p}" for p in problems)
+            raise BadFile(
+                f"{path.name} has {len(problems)} problem(s); nothing was imported. "
+                f"Fix them and import the file again:\n{listing}",
+                list(problems),
+            )
+        if not dry_run:
+            bulk.append(register, spill.events(), summary.events, progress)
+    return summary
