@@ -4,123 +4,22 @@ twinflow's figure beside a baseline taken in the same run."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
+from bench.common import MEMORY_GOAL_MB, Row, in_child, median_of
 from bench.data import BASE, decision, fill, make_case, mixed
 from twinflow.application import Register
 from twinflow.domain import StoredWorkflow
-
-RUN = Path(__file__).resolve().parent / "run.py"
-MEMORY_GOAL_MB = 200.0
-
-
-@dataclass
-class Row:
-    item: str
-    measure: str
-    ours: float | None  # seconds, or MB where unit is "MB"
-    baseline: float | None
-    goal: float | None  # the largest ratio allowed (for MB: the largest figure)
-    unit: str = "s"
-    why: str = ""  # why an item was not measured
-
-    def cells(self) -> tuple[str, ...]:
-        if self.ours is None:
-            return (self.item, self.measure, f"not measured: {self.why}", "", "", "", "")
-        ratio = self.ours / self.baseline if self.baseline else None
-        if self.unit == "MB":
-            goal, met = f"< {self.goal:.0f} MB", self.goal is not None and self.ours < self.goal
-        else:
-            goal = f"<= {self.goal:g}x" if self.goal else "-"
-            met = bool(self.goal and ratio is not None and ratio <= self.goal)
-        return (
-            self.item,
-            self.measure,
-            _amount(self.ours, self.unit),
-            _amount(self.baseline, self.unit) if self.baseline is not None else "-",
-            f"{ratio:.2f}x" if ratio is not None else "-",
-            goal,
-            ("yes" if met else "NO") if self.goal else "-",
-        )
-
-
-def _amount(value: float, unit: str) -> str:
-    if unit == "MB":
-        return f"{value:.0f} MB"
-    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def _median_of(runs: int, work: Callable[[], object]) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _in_child(name: str, *args: str) -> dict[str, Any]:
-    command = [sys.executable, str(RUN), "--child", name, *(f"--arg={a}" for a in args)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"child {name} failed: {done.stderr.strip()[-800:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _peak_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def child(name: str, args: list[str]) -> dict[str, Any]:
-    """Run one measurement in this (fresh) process: its seconds and peak resident memory."""
-    start = time.perf_counter()
-    result: dict[str, Any] = {}
-    if name == "import":
-        from twinflow.exchange import import_file
-
-        register = Register.at(args[1], create=True)
-        start = time.perf_counter()
-        import_file(register, Path(args[0]), actor="bench")
-    elif name == "rebuild":
-        register = Register.at(args[0], create=False)
-        start = time.perf_counter()
-        result["events"] = register.views.rebuild()
-    elif name == "verify":
-        register = Register.at(args[0], create=False)
-        start = time.perf_counter()
-        report = register.verify()
-        result["holds"], result["events"] = report["holds"], report["events"]
-    elif name == "idle":  # what opening a register costs before any work
-        register = Register.at(args[0], create=False)
-    else:
-        raise SystemExit(f"unknown child {name!r}")
-    result["seconds"] = time.perf_counter() - start
-    register.close()
-    result["peak_mb"] = _peak_mb()
-    return result
-
 
 # ---------------------------------------------------------------------------- a
 
@@ -185,8 +84,8 @@ def bulk_import(folder: Path, rows: int) -> list[Row]:
     written = write_csv(path, cases)
     measure = f"import {written:,} rows ({cases:,} cases x 10) vs sqlite3 executemany"
     _, raw = baseline(path, folder)
-    ours = _in_child("import", str(path), str(folder / "b.db"))
-    idle = _in_child("idle", str(folder / "b.db"))
+    ours = in_child("import", str(path), str(folder / "b.db"))
+    idle = in_child("idle", str(folder / "b.db"))
     return [
         Row("b", measure, ours["seconds"], raw, 10.0),
         Row(
@@ -229,7 +128,7 @@ def status(folder: Path, long: int, repeats: int) -> list[Row]:
                 args["as_of"] = as_of[slug]
             register.status(slug, **args)  # catch-up of the read models, once
             runs = repeats if "known_at" not in args else max(3, repeats // 20)
-            times[slug] = _median_of(runs, lambda s=slug, a=args: register.status(s, **a))
+            times[slug] = median_of(runs, lambda s=slug, a=args: register.status(s, **a))
         label = f"{measure}: {long:,}-event case vs 10-event case (median)"
         rows.append(Row("c", label, times["long"], times["short"], goal))
     register.close()
@@ -266,11 +165,11 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
         ):
             position = batch[-1].id
 
-    base = min(_median_of(1, plain_read) for _ in range(2))
+    base = min(median_of(1, plain_read) for _ in range(2))
     register.close()
-    rebuilt = _in_child("rebuild", str(path))
-    checked = _in_child("verify", str(path))
-    idle = _in_child("idle", str(path))
+    rebuilt = in_child("rebuild", str(path))
+    checked = in_child("verify", str(path))
+    idle = in_child("idle", str(path))
     events = f"{total:,} events ({built})"
     rows = [
         Row(
@@ -312,7 +211,7 @@ def listing(folder: Path, cases: int) -> list[Row]:
     register = Register.at(str(path), create=False)
     register.list_cases(state="frozen")  # the read models are caught up by e already
     found = len(register.list_cases(state="frozen"))
-    ours = min(_median_of(1, lambda: register.list_cases(state="frozen")) for _ in range(5))
+    ours = min(median_of(1, lambda: register.list_cases(state="frozen")) for _ in range(5))
     register.close()
     conn = sqlite3.connect(path)
     statement = (
@@ -320,7 +219,7 @@ def listing(folder: Path, cases: int) -> list[Row]:
         "WHERE state = ? ORDER BY slug"
     )
     base = min(
-        _median_of(1, lambda: conn.execute(statement, ("frozen",)).fetchall()) for _ in range(5)
+        median_of(1, lambda: conn.execute(statement, ("frozen",)).fetchall()) for _ in range(5)
     )
     conn.close()
     measure = f"list --state frozen over {cases:,} cases ({found:,} found) vs indexed SELECT"

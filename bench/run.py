@@ -1,8 +1,8 @@
 """twinflow's benchmark suite: one table, each figure beside a baseline measured in the same run.
 
-    python bench/run.py                 # full sizes, a few minutes on two cores
+    python bench/run.py                 # full sizes: 4-8 minutes on two cores
     python bench/run.py --scale small   # a tenth of the sizes, for a quick look
-    python bench/run.py --keep DIR      # keep (and reuse) the large registers in DIR
+    python bench/run.py --keep DIR      # keep the 1,000,000-event register in DIR, reuse it
 
 Items a-g of issue 6; the goals are targets, never assertions. Work that must be measured in a
 process of its own (peak memory, cold start) runs in child processes of this script."""
@@ -22,8 +22,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import items
-from bench.items import Row
+from bench import common, items
+from bench.common import Row
 
 SIZES = {
     "full": {"decisions": 200, "rows": 100_000, "long": 10_000, "cases": 100_000, "runs": 15},
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--arg", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement in a process of its own; prints one JSON line
-        print(json.dumps(items.child(args.child, args.arg)))
+        print(json.dumps(common.child(args.child, args.arg)))
         return
     sizes = SIZES[args.scale]
     wanted = set((args.only or "a,b,c,d,e,f").split(","))

@@ -1,0 +1,114 @@
+"""What bench/run.py's items share: a row of the table, timing, and measurements run in a
+child process of their own (for peak memory)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twinflow.application import Register
+
+RUN = Path(__file__).resolve().parent / "run.py"
+MEMORY_GOAL_MB = 200.0
+
+
+@dataclass
+class Row:
+    item: str
+    measure: str
+    ours: float | None  # seconds, or MB where unit is "MB"
+    baseline: float | None
+    goal: float | None  # the largest ratio allowed (for MB: the largest figure)
+    unit: str = "s"
+    why: str = ""  # why an item was not measured
+
+    def cells(self) -> tuple[str, ...]:
+        if self.ours is None:
+            return (self.item, self.measure, f"not measured: {self.why}", "", "", "", "")
+        ratio = self.ours / self.baseline if self.baseline else None
+        if self.unit == "MB":
+            goal, met = f"< {self.goal:.0f} MB", self.goal is not None and self.ours < self.goal
+        else:
+            goal = f"<= {self.goal:g}x" if self.goal else "-"
+            met = bool(self.goal and ratio is not None and ratio <= self.goal)
+        return (
+            self.item,
+            self.measure,
+            amount(self.ours, self.unit),
+            amount(self.baseline, self.unit) if self.baseline is not None else "-",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            goal,
+            ("yes" if met else "NO") if self.goal else "-",
+        )
+
+
+def amount(value: float, unit: str) -> str:
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def median_of(runs: int, work: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_child(name: str, *args: str) -> dict[str, Any]:
+    command = [sys.executable, str(RUN), "--child", name, *(f"--arg={a}" for a in args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"child {name} failed: {done.stderr.strip()[-800:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def peak_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(name: str, args: list[str]) -> dict[str, Any]:
+    """Run one measurement in this (fresh) process: its seconds and peak resident memory."""
+    start = time.perf_counter()
+    result: dict[str, Any] = {}
+    if name == "import":
+        from twinflow.exchange import import_file
+
+        register = Register.at(args[1], create=True)
+        start = time.perf_counter()
+        import_file(register, Path(args[0]), actor="bench")
+    elif name == "rebuild":
+        register = Register.at(args[0], create=False)
+        start = time.perf_counter()
+        result["events"] = register.views.rebuild()
+    elif name == "verify":
+        register = Register.at(args[0], create=False)
+        start = time.perf_counter()
+        report = register.verify()
+        result["holds"], result["events"] = report["holds"], report["events"]
+    elif name == "idle":  # what opening a register costs before any work
+        register = Register.at(args[0], create=False)
+    else:
+        raise SystemExit(f"unknown child {name!r}")
+    result["seconds"] = time.perf_counter() - start
+    register.close()
+    result["peak_mb"] = peak_mb()
+    return result
