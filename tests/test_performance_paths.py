@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from twinflow import dates, steps, timeline
-from twinflow.application import SNAPSHOT_INTERVAL, Register
+from twinflow.application import Register
 from twinflow.domain import Case, case_id, replay
 from twinflow.errors import RuleViolation
+from twinflow.eventlog import SNAPSHOT_INTERVAL
 
 KNOWN_NOW = "2999-01-01T00:00:00Z"  # as known at a moment after everything: the replay path
 TRIGGERS = ("suspend", "resume", "freeze", "make_dormant", "reaffirm", "resume", "suspend")

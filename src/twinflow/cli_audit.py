@@ -80,7 +80,7 @@ def correct(
       twinflow correct coevorden-brest 2 --summary "Delegation at the 1000th anniversary" \\
           --why "typo in the summary"
     """
-    from twinflow.application import shown_value
+    from twinflow.history import changed_fields
 
     result = settings.register(create=True).correct(
         case,
@@ -101,10 +101,7 @@ def correct(
         summary=summary,
         actor=settings.actor,
     )
-    fields = ", ".join(
-        f"{name} {shown_value(v['from'])} -> {shown_value(v['to'])}"
-        for name, v in result["changes"].items()
-    )
+    fields = changed_fields(result["changes"])
     click.echo(f"corrected #{seq} of {case} (#{result['seq']}): {fields}{_moved(result)}")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twinflow import timeline
-from twinflow.application import _check_party, _check_requires, _decision, _note
+from twinflow.decisions import check_party, check_requires, decision_fields, note_fields
 from twinflow.definitions import Workflow
 from twinflow.domain import Case, Entry
 from twinflow.errors import InvalidInput, NotFound, RuleViolation
@@ -142,7 +142,7 @@ def _corrected_decision(
         o: given[o] if o in given else current.get(f) for o, f in DECISION.items()
     }
     trigger = str(current["trigger"])
-    new = _decision(trigger, **{**value, "sources": value["sources"] or ()})
+    new = decision_fields(trigger, **{**value, "sources": value["sources"] or ()})
     if opening:
         allowed, required = flow.open_by, flow.open_requires
     else:
@@ -150,13 +150,13 @@ def _corrected_decision(
         if transition is None:  # the stored definition always knows its own triggers
             raise NotFound(f"unknown decision {trigger!r} in workflow {flow.name!r}")
         allowed, required = transition.by, transition.requires
-        _check_party(case, new["party"])
+        check_party(case, new["party"])
     if new["body"] not in allowed:
         raise RuleViolation(
             f"body kind {new['body']!r} may not {trigger} a {flow.name!r} case: allowed: "
             f"{', '.join(allowed)}"
         )
-    _check_requires(required, new, trigger)
+    check_requires(required, new, trigger)
     return new
 
 
@@ -164,7 +164,7 @@ def _corrected_note(
     case: Case, flow: Workflow, current: Mapping[str, Any], given: Mapping[str, Any]
 ) -> dict[str, Any]:
     value: dict[str, Any] = {o: given[o] if o in given else current.get(o) for o in NOTE}
-    new = _note(
+    new = note_fields(
         str(value["kind"]),
         on=value["on"],
         summary=value["summary"],
@@ -177,5 +177,5 @@ def _corrected_note(
             f"known: {', '.join(flow.note_names)}"
         )
     if new["party"] is not None:
-        _check_party(case, new["party"])
+        check_party(case, new["party"])
     return new

@@ -105,6 +105,10 @@ def today() -> PartialDate:
     return PartialDate(start=day, earliest=day, latest=day, text=day.isoformat())
 
 
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def parse_timestamp(text: str, what: str = "timestamp") -> dt.datetime:
     """ISO 8601 with a zone (Z, +01:00), or a plain date meaning the end of that day UTC."""
     cleaned = text.strip()

@@ -94,19 +94,10 @@ class Recorded(Aggregate):
         on_behalf_of: str | None,
         **fields: Any,
     ) -> None:
-        fields["on_behalf_of"] = on_behalf_of
-        timestamp = event_class.create_timestamp()
-        digest = integrity.event_hash(
-            event_class.TOPIC, self.id, self.version + 1, timestamp, actor, self.last_hash, fields
+        stamped = _stamped(
+            event_class, self.id, self.version + 1, actor, on_behalf_of, self.last_hash, fields
         )
-        self.trigger_event(
-            event_class,
-            timestamp=timestamp,
-            actor=actor,
-            prev_hash=self.last_hash,
-            hash=digest,
-            **fields,
-        )
+        self.trigger_event(event_class, **stamped)
 
     @classmethod
     def _record_first(
@@ -117,20 +108,34 @@ class Recorded(Aggregate):
         on_behalf_of: str | None,
         **fields: Any,
     ) -> Any:
-        fields["on_behalf_of"] = on_behalf_of
-        timestamp = event_class.create_timestamp()
-        digest = integrity.event_hash(
-            event_class.TOPIC, originator_id, cls.INITIAL_VERSION, timestamp, actor, "", fields
+        stamped = _stamped(
+            event_class, originator_id, cls.INITIAL_VERSION, actor, on_behalf_of, "", fields
         )
-        return cls._create(
-            event_class,
-            id=originator_id,
-            timestamp=timestamp,
-            actor=actor,
-            prev_hash="",
-            hash=digest,
-            **fields,
-        )
+        return cls._create(event_class, id=originator_id, **stamped)
+
+
+def _stamped(
+    event_class: type[Any],
+    originator_id: UUID,
+    version: int,
+    actor: str,
+    on_behalf_of: str | None,
+    prev_hash: str,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    """An event's fields with who recorded it, when, and its link in the case's hash chain."""
+    fields["on_behalf_of"] = on_behalf_of
+    timestamp = event_class.create_timestamp()
+    digest = integrity.event_hash(
+        event_class.TOPIC, originator_id, version, timestamp, actor, prev_hash, fields
+    )
+    return {
+        "timestamp": timestamp,
+        "actor": actor,
+        "prev_hash": prev_hash,
+        "hash": digest,
+        **fields,
+    }
 
 
 # eventsourcing redefines every event class of a base aggregate on its subclasses, and

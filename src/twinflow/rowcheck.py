@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from twinflow.application import _decision, _note
 from twinflow.dates import DATE_HELP, PartialDate, parse_date
+from twinflow.decisions import decision_fields, note_fields
 from twinflow.domain import SLUG
 from twinflow.errors import InvalidInput
 from twinflow.exchange import Problem
@@ -161,7 +161,7 @@ def _row(kind: str, action: str, cells: Cells, parties: list[str]) -> dict[str, 
     """What the case checks and the event builder need of a good row."""
     sources = _sources(cells.get("source"))
     if kind == "note":
-        values = _note(
+        values = note_fields(
             action[5:],
             on=cells["decided_on"],
             summary=cells["summary"],
@@ -169,7 +169,7 @@ def _row(kind: str, action: str, cells: Cells, parties: list[str]) -> dict[str, 
             sources=sources,
         )
     else:
-        values = _decision(
+        values = decision_fields(
             "open" if kind == "open" else action,
             by=cells["by"],
             party=cells.get("party"),

@@ -1,0 +1,89 @@
+"""The eventsourcing Application that holds every twinflow event, and the store's errors
+turned into one clear line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+)
+
+from twinflow import snapshots
+from twinflow.domain import Case, EntryAsList, replay
+from twinflow.errors import StorageError, TwinflowError
+from twinflow.storage import Location
+
+SNAPSHOT_INTERVAL = 1000
+
+
+class Events(Application[UUID]):
+    """The eventsourcing application holding every twinflow event."""
+
+    name = "twinflow"
+    # A case is loaded from its latest snapshot and at most this many events after it.
+    # Snapshots sit in their own table, outside the log that verify, digest and export read.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Case: SNAPSHOT_INTERVAL}
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Case: replay}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(EntryAsList())
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        recorder = snapshots.recorder(self.factory)
+        if recorder is None:
+            return super().construct_snapshot_store()
+        return self.factory.event_store(mapper=self.mapper, recorder=recorder)
+
+    def take_snapshot(
+        self, aggregate_id: UUID, version: int | None = None, projector_func: Any = replay
+    ) -> None:
+        # Taken after the events were saved: a snapshot that cannot be written (a clerk
+        # without rights on the table, a concurrent writer taking the same one) only means
+        # the next read replays a few more events, never that the decision was not recorded.
+        with suppress(PersistenceError):
+            super().take_snapshot(aggregate_id, version, projector_func)
+
+
+@contextmanager
+def translated(location: Location) -> Iterator[None]:
+    """Turn the store's errors into one clear line."""
+    try:
+        yield
+    except TwinflowError:
+        raise
+    except IntegrityError:
+        raise
+    except PersistenceError as exc:
+        raise StorageError(_storage_message(exc, location)) from None
+
+
+def _storage_message(exc: Exception, location: Location) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "locked" in text or "busy" in text or "lock timeout" in text:
+        return (
+            f"the register is busy: another twinflow is writing ({location.describe()}); try again"
+        )
+    if "append-only" in text:
+        return text.removeprefix("twinflow: ")
+    if location.kind == "postgres":
+        from twinflow import postgres
+
+        return postgres.explain(str(exc), location)
+    if "unable to open database file" in text:  # SQLite could not create or open the file
+        return (
+            f"cannot open or create the register {location.describe()} ({text}): check that "
+            "its folder is writable, or choose another --db"
+        )
+    return (
+        f"cannot use the register {location.describe()}: {text}; check the file, or restore "
+        "it from a backup"
+    )
