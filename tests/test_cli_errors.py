@@ -38,7 +38,10 @@ OPEN = (
     "2000",
 )
 SUSPEND = ("decide", CASE, "suspend", "--party", "Brest", "--by", "executive", "--on", "2022")
-DATE_FORMS = "use YYYY, YYYY-MM or YYYY-MM-DD, optionally with ? (uncertain) or ~ (approximate)"
+DATE_FORMS = (
+    "use YYYY, YYYY-MM or YYYY-MM-DD, optionally with ? (uncertain), ~ (approximate) or % "
+    "(both), or with unspecified digits as X (202X, 2022-XX)"
+)
 FIXTURES = Path(__file__).parent / "fixtures" / "workflows"
 
 

@@ -56,7 +56,7 @@ def test_a_correction_moves_a_decision_and_known_at_shows_the_register_before_it
 
     result = run("correct", CASE, "3", "--effective", "2021", "--why", "the minutes say 2021")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "corrected #3 of coevorden-brest (#5): effective_on (none) -> 2021\n"
+    assert result.stdout == "corrected #3 of coevorden-brest (#5): effective_on 2022 -> 2021\n"
 
     assert state(run, "--as-of", "2021-12-31") == ("suspended", True)
     assert state(run, "--as-of", "2021-12-31", "--known-at", before_correction) == (
@@ -261,7 +261,7 @@ def test_a_second_correction_of_the_same_event_wins_and_both_stay_in_history(
     assert row["effective_on"] == "2022-05"
     assert row["original"] == {"effective_on": None}
     assert [c["fields"]["effective_on"] for c in row["changes"]] == [
-        {"from": None, "to": "2021"}, {"from": "2021", "to": "2022-05"}]
+        {"from": "2022", "to": "2021"}, {"from": "2021", "to": "2022-05"}]
     assert state(run, "--as-of", "2022-04") == ("active", True)
 
 
@@ -279,4 +279,4 @@ def test_an_opening_corrected_to_after_a_decision_is_refused(run: Invoke) -> Non
     assert fingerprint(run) == unchanged
     result = run("correct", "a-b", "1", "--on", "2022", "--effective", "2021-06", "--why", "x")
     assert result.stdout == (
-        "corrected #1 of a-b (#3): decided_on 2000 -> 2022, effective_on (none) -> 2021-06\n")
+        "corrected #1 of a-b (#3): decided_on 2000 -> 2022, effective_on 2000 -> 2021-06\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -83,9 +84,11 @@ def histories(register: Register) -> dict[str, list[dict[str, Any]]]:
 def test_the_ndjson_backup_holds_every_field_of_every_event_in_global_order(
     filled: Register, tmp_path: Path
 ) -> None:
-    lines = [json.loads(line) for line in export(filled, "ndjson")]
+    *lines, closing = [json.loads(line) for line in export(filled, "ndjson")]
 
     assert [line["position"] for line in lines] == [row[0] for row in log(filled)]
+    # the closing line: the count and the digest `twinflow digest` prints for the whole log
+    assert closing == {"end": "twinflow backup", "events": 18, "digest": filled.digest()["digest"]}
     first_case = lines[1]
     assert list(first_case)[:10] == [
         "position",
@@ -176,6 +179,14 @@ def edit_reason(lines: list[str]) -> list[str]:
     return [line.replace("the war against Ukraine", "the war") for line in lines]
 
 
+def wrong_digest(lines: list[str]) -> list[str]:
+    """The closing line's digest changed in its last hex digit."""
+    closing = json.loads(lines[-1])
+    position, value = closing["digest"].split(":")
+    closing["digest"] = f"{position}:{value[:-1]}{'1' if value[-1] == '0' else '0'}"
+    return [*lines[:-1], json.dumps(closing) + "\n"]
+
+
 @pytest.mark.parametrize(
     ("change", "line", "reason"),
     [
@@ -191,7 +202,7 @@ def edit_reason(lines: list[str]) -> list[str]:
             "seq 5 where #4 of its chain comes next: an event is missing, repeated or out of order",
         ),
         (
-            lambda lines: [*lines[:-1], lines[-1][:40]],
+            lambda lines: [*lines[:-2], lines[-2][:40]],
             18,
             "the line is not a complete JSON object (Unterminated string starting at, column 21); "
             "the file looks truncated",
@@ -204,16 +215,47 @@ def edit_reason(lines: list[str]) -> list[str]:
             1,
             "topic 'os:system' is not a twinflow event type",
         ),
+        (
+            lambda lines: lines[:-1],  # cut on a line boundary: only the closing line is gone
+            18,
+            "the backup ends without its closing line: it was cut short; restore from a "
+            "complete backup",
+        ),
+        (
+            lambda lines: lines[:-2],  # cut by one line: the closing line and the last event
+            17,
+            "the backup ends without its closing line: it was cut short; restore from a "
+            "complete backup",
+        ),
+        (
+            lambda lines: lines[:-2] + lines[-1:],  # the last event removed, closing line kept
+            18,
+            "the closing line counts 18 events, but the backup holds 17: events were removed "
+            "or added; restore from a complete backup",
+        ),
+        (wrong_digest, 19, None),
+        (
+            lambda lines: [*lines, lines[0]],
+            20,
+            "a line follows the closing line: is the file two backups?",
+        ),
     ],
 )
 def test_a_backup_that_does_not_verify_is_refused_and_nothing_is_written(
-    filled: Register, other: Register, tmp_path: Path, change: Any, line: int, reason: str
+    filled: Register, other: Register, tmp_path: Path, change: Any, line: int, reason: str | None
 ) -> None:
     backup = tampered(save(filled, "ndjson", tmp_path / "backup.ndjson"), change)
     with pytest.raises(BadFile) as refused:
         restore(other, backup)
+    if reason is None:  # a digest that differs from the restored events' in one hex digit
+        wrong = json.loads(backup.read_text(encoding="utf-8").splitlines()[-1])["digest"]
+        reason = (
+            f"the events do not match the digest {wrong} of the closing line: an event was "
+            "removed, added, changed or reordered; restore from a complete backup"
+        )
     assert str(refused.value) == f"tampered.ndjson: line {line}: {reason}; nothing was restored"
     assert log(other) == []
+    assert other.digest()["digest"] == "0:" + hashlib.sha256().hexdigest()
 
 
 # ---------------------------------------------------------------------------- csv
@@ -345,13 +387,53 @@ def test_export_and_restore_through_the_cli(run: Invoke, filled: Register, tmp_p
     assert again.stderr.startswith(f"Error: the register {copy} already holds events")
 
     single = run("export", "--case", "zwolle-lueneburg")
-    lines = [json.loads(line) for line in single.stdout.splitlines()]
+    *lines, closing = [json.loads(line) for line in single.stdout.splitlines()]
     assert [line["topic"] for line in lines] == [
         "twinflow:workflow:registered",
         "twinflow:case:opened",
         "twinflow:case:decided",
         "twinflow:case:noted",
     ]
+    # one case's export closes with its count (no digest: it is not the whole log) ...
+    assert closing == {"end": "twinflow backup", "case": "zwolle-lueneburg", "events": 4}
+    # ... and stays restorable, as before the closing line
+    extract = tmp_path / "case.ndjson"
+    extract.write_text(single.stdout)
+    one = tmp_path / "one.db"
+    restored = CliRunner().invoke(cli, ["--db", str(one), "restore", str(extract)])
+    assert restored.exit_code == 0, restored.output
+    assert restored.stdout.startswith("restored case.ndjson: 4 events of 1 case(s)")
+    cut = tmp_path / "case-cut.ndjson"
+    cut.write_text("".join(single.stdout.splitlines(keepends=True)[:-2]))
+    refused = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "restore", str(cut)])
+    assert refused.exit_code == 1
+    assert "ends without its closing line: it was cut short" in refused.stderr
+
+
+def test_a_backup_cut_by_one_line_is_refused_through_the_cli(
+    run: Invoke, filled: Register, tmp_path: Path
+) -> None:
+    backup = tmp_path / "b.ndjson"
+    assert run("export", "-o", str(backup)).exit_code == 0
+    lines = backup.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = tmp_path / "cut.ndjson"
+    cut.write_text("".join(lines[:-1]), encoding="utf-8")  # head -n -1 b.ndjson > cut.ndjson
+    copy = tmp_path / "new.db"
+    refused = CliRunner().invoke(cli, ["--db", str(copy), "restore", str(cut)])
+    assert (refused.exit_code, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "Error: cut.ndjson: line 18: the backup ends without its closing line: it was cut "
+        "short; restore from a complete backup; nothing was restored\n"
+    )
+    empty = Register.at(str(copy), create=True)
+    try:
+        assert log(empty) == []  # nothing written
+    finally:
+        empty.close()
+    restored = CliRunner().invoke(cli, ["--db", str(copy), "restore", str(backup)])
+    assert restored.exit_code == 0, restored.output
+    again = CliRunner().invoke(cli, ["--db", str(copy), "digest"])
+    assert again.stdout.strip() == filled.digest()["digest"]
 
 
 def test_refused_exports_and_restores_through_the_cli(

@@ -157,7 +157,8 @@ def test_every_bad_row_is_reported_with_line_column_value_and_reason(
 
     assert problems(register, path) == [
         "line 3: decided_on '2022-13' is not a valid date: use YYYY, YYYY-MM or YYYY-MM-DD, "
-        "optionally with ? (uncertain) or ~ (approximate) (e.g. 2022, 2024-03, 2024-03-14)",
+        "optionally with ? (uncertain), ~ (approximate) or % (both), or with unspecified "
+        "digits as X (202X, 2022-XX) (e.g. 2022, 2024-03, 2024-03-14)",
         "line 4: reason is empty: 'freeze' requires it",
         "line 5: action 'frobnicate' is not a decision of workflow 'twinning' v1: known: "
         "suspend, freeze, make_dormant, resume, end, reaffirm (or open, or note:KIND)",
@@ -267,7 +268,8 @@ def test_line_numbers_count_the_lines_of_multi_line_cells(
     )
     assert problems(register, path) == [
         "line 5: decided_on '20000' is not a valid date: use YYYY, YYYY-MM or YYYY-MM-DD, "
-        "optionally with ? (uncertain) or ~ (approximate) (e.g. 2022, 2024-03, 2024-03-14)"
+        "optionally with ? (uncertain), ~ (approximate) or % (both), or with unspecified "
+        "digits as X (202X, 2022-XX) (e.g. 2022, 2024-03, 2024-03-14)"
     ]
 
 

@@ -171,13 +171,20 @@ def test_a_deleted_event_is_named_by_the_gap_it_leaves(db: Path) -> None:
         db=db, what="1 broken event and the published digest no longer holds")
 
 
+GONE = "recorded, but missing from the log: events were deleted"
+
+
 def test_the_last_event_of_a_case_deleted_is_caught_by_the_digest(db: Path) -> None:
     published = digest(db)
     tamper(db, "DELETE FROM stored_events WHERE rowid = 7")  # coevorden-brest #6, not the tail
-    assert twinflow(db, "verify").exit_code == 0  # every chain still holds
+    result = twinflow(db, "verify")  # every chain still holds, but the read model saw #6
+    assert result.exit_code == 1
+    assert result.stdout == f"case '{CASE}' #6 (position 7): {GONE}\n"
+    assert result.stderr == BROKEN.format(db=db, what="1 broken event")
     result = twinflow(db, "verify", "--digest", published)
     assert result.exit_code == 1
     assert result.stdout == (
+        f"case '{CASE}' #6 (position 7): {GONE}\n"
         f"digest {published[:14]}...: the log has only 7 events, but the digest covers 8: at "
         "least 1 of them was deleted; first difference at position 7: coevorden-brest #6, "
         "which the read model saw there, is no longer there (deleted or moved)\n")
@@ -186,17 +193,85 @@ def test_the_last_event_of_a_case_deleted_is_caught_by_the_digest(db: Path) -> N
 def test_a_truncated_tail_is_caught_by_the_digest(db: Path) -> None:
     published = digest(db)
     tamper(db, "DELETE FROM stored_events WHERE rowid >= 7")
-    assert twinflow(db, "verify").exit_code == 0
+    gone = [f"case '{CASE}' #6 (position 7): {GONE}", f"case 'a-b' #1 (position 8): {GONE}"]
+    result = twinflow(db, "verify")
+    assert (result.exit_code, result.stdout.splitlines()) == (1, gone)
     result = twinflow(db, "verify", "--digest", published)
     assert result.exit_code == 1
-    assert result.stdout == (
+    assert result.stdout.splitlines() == [
+        *gone,
         f"digest {published[:14]}...: the log has only 6 events, but the digest covers 8: at "
         "least 2 of them were deleted; first difference at position 7: coevorden-brest #6, "
-        "which the read model saw there, is no longer there (deleted or moved)\n")
+        "which the read model saw there, is no longer there (deleted or moved)"]
+    assert result.stderr == BROKEN.format(
+        db=db, what="2 broken events and the published digest no longer holds")
+
+
+def test_a_deleted_tail_event_is_named_and_the_guards_are_not_put_back(db: Path) -> None:
+    """The repro: drop the delete guard, delete the last event; no gap and no digest tells,
+    but the read models saw it (its position, the case's last seq, its audit row)."""
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP TRIGGER stored_events_no_delete")
+        conn.execute("DELETE FROM stored_events WHERE rowid = (SELECT MAX(rowid) FROM "
+                     "stored_events)")
+        conn.commit()
+    before = records(db)
+    assert len(before) == 7
+    for args in (("verify",), ("verify", "--reinstall-guards")):
+        result = twinflow(db, *args)
+        assert result.exit_code == 1
+        assert result.stdout.splitlines() == [
+            f"case 'a-b' #1 (position 8): {GONE}",
+            "register: append-only guards missing (stored_events_no_delete): the database no "
+            "longer refuses UPDATE and DELETE"]
+        assert result.stderr == BROKEN.format(db=db, what="1 broken event")
+    assert twinflow(db, "status", CASE).exit_code == 1  # the guards were not put back
+    with closing(sqlite3.connect(db)) as conn:
+        triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                                "type = 'trigger'")}
+    assert "stored_events_no_delete" not in triggers
+    assert records(db) == before
+    result = twinflow(db, "verify", "--case", "a-b")  # every event of the case is gone
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (
+        1, f"case 'a-b' #1 (position 8): {GONE}")
+    assert twinflow(db, "verify", "--case", CASE).exit_code == 1  # its guards are still missing
+
+
+def test_verify_case_on_an_unguarded_register_says_only_that_case_was_checked(
+    db: Path,
+) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP TRIGGER stored_events_no_delete")
+        conn.commit()
+    result = twinflow(db, "verify", "--case", CASE)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1] == "verified 6 events in case coevorden-brest: all " \
+        "chains hold"
     assert result.stderr == (
-        f"Error: the register {db} does not match the published digest, though its chains "
-        "hold: events were deleted, moved or rewritten whole; check that the digest was copied "
-        "exactly, else restore the register from a backup\n")
+        f"Error: the register {db} has lost its append-only guards; only case {CASE} was "
+        "checked, and its chain holds: check the whole log and put the guards back with "
+        "`twinflow verify --reinstall-guards` (without --case)\n")
+
+
+def test_guards_are_not_reinstalled_after_checking_one_case_only(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP TRIGGER stored_events_no_delete")
+        conn.commit()
+    result = twinflow(db, "verify", "--case", CASE, "--reinstall-guards")
+    assert result.exit_code == 1
+    assert "only case coevorden-brest was checked" in result.stderr
+    with closing(sqlite3.connect(db)) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "stored_events_no_delete" not in names
+
+
+def test_an_event_the_views_saw_past_the_log_is_named_by_its_position(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:  # as after a deleted workflow registration
+        conn.execute("UPDATE twinflow_position SET position = 9 WHERE name = 'cases'")
+        conn.commit()
+    result = twinflow(db, "verify")
+    assert result.exit_code == 1
+    assert result.stdout == f"an event (position 9): {GONE}\n"
 
 
 def test_a_reordered_log_is_caught_by_the_digest(db: Path) -> None:

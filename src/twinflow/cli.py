@@ -281,10 +281,11 @@ def note(
     default="twinflow-demo.db",
     show_default=True,
     metavar="PATH",
-    help="A new SQLite file to record the story in.",
+    help="A new SQLite file to record the story in (or the global --db, when given).",
 )
 @pass_settings
-def demo(settings: Settings, demo_db: str) -> None:
+@click.pass_context
+def demo(ctx: click.Context, settings: Settings, demo_db: str) -> None:
     """Record the Coevorden–Brest story in a new register and replay it.
 
     \b
@@ -292,8 +293,32 @@ def demo(settings: Settings, demo_db: str) -> None:
       twinflow demo
       twinflow --db twinflow-demo.db history coevorden-brest
     """
+    from click.core import ParameterSource
+
     from twinflow.demo import run
 
+    # Only an explicit global --db redirects the demo, never TWINFLOW_DB from the
+    # environment: the demo must not record its story into a real register.
+    parent = ctx.parent
+    if (
+        parent is not None
+        and settings.db is not None
+        and parent.get_parameter_source("db") == ParameterSource.COMMANDLINE
+    ):
+        own = ctx.get_parameter_source("demo_db") == ParameterSource.COMMANDLINE
+        if own and demo_db != settings.db:
+            raise InvalidInput(
+                f"two registers for the demo: --db {settings.db!r} before `demo` and "
+                f"--db {demo_db!r} after it; give only one"
+            )
+        demo_db = settings.db
+    if "://" in demo_db:
+        from twinflow.storage import _without_password
+
+        raise InvalidInput(
+            f"the demo records into a new SQLite file, not {_without_password(demo_db)!r}: "
+            "give --db a new file path such as twinflow-demo.db"
+        )
     if os.path.exists(demo_db):
         raise InvalidInput(
             f"{demo_db!r} already exists: the demo records into a new file; "

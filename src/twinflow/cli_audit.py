@@ -101,7 +101,17 @@ def correct(
         summary=summary,
         actor=settings.actor,
     )
-    fields = changed_fields(result["changes"])
+    fields = changed_fields(  # as history states it: a defaulted effective date by its value
+        next(
+            (
+                c["fields"]
+                for r in settings.register().history(case)
+                for c in r["changes"]
+                if c["seq"] == result["seq"]
+            ),
+            result["changes"],
+        )
+    )
     click.echo(f"corrected #{seq} of {case} (#{result['seq']}): {fields}{_moved(result)}")
 
 
@@ -227,9 +237,15 @@ def verify(
     )
     if digest is not None:
         click.echo(f"the first {digest['position']} events match the published digest")
-    if missing and reinstall_guards:
+    if missing and reinstall_guards and not case:
         register.reinstall_guards()
         click.echo(f"reinstalled the append-only guards: {', '.join(missing)}", err=True)
+    elif missing and case:
+        raise StorageError(
+            f"the register {where} has lost its append-only guards; only case {case} was "
+            "checked, and its chain holds: check the whole log and put the guards back with "
+            "`twinflow verify --reinstall-guards` (without --case)"
+        )
     elif missing:
         raise StorageError(
             f"the register {where} has lost its append-only guards; "

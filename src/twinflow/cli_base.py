@@ -89,6 +89,24 @@ class Settings:
 pass_settings = click.make_pass_decorator(Settings)
 
 
+def check_output_path(path: Any, option: str = "-o") -> None:
+    """Refuse an output file whose folder is missing or not writable, before any work."""
+    import os
+    from pathlib import Path
+
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInput(
+            f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist; "
+            f"create it first, or give {option} a path in an existing folder"
+        )
+    if not os.access(folder, os.W_OK):
+        raise InvalidInput(
+            f"cannot write {str(path)!r}: the folder {str(folder)!r} is not writable; "
+            f"give {option} a path in a folder you can write to"
+        )
+
+
 def format_option(*choices: str) -> Callable[[F], F]:
     return click.option(
         "--format",
@@ -126,7 +144,8 @@ def decision_options(func: F) -> F:
             type=DateType(),
             required=True,
             metavar=DATE,
-            help="When it was decided: 2024, 2024-03, 2024-03-14, 2022?, 2022-03~.",
+            help="When it was decided: 2024, 2024-03, 2024-03-14, 2022?, 2022-03~, 2022% "
+            "(uncertain and approximate), 202X, 2022-XX (unspecified digits).",
         ),
     ]
     for option in options:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from twinflow.cli_base import PathType, Settings, pass_settings
+from twinflow.cli_base import PathType, Settings, check_output_path, pass_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,9 +94,21 @@ def import_command(settings: Settings, file: Path, fmt: str | None, dry_run: boo
         summary = import_file(
             register, file, fmt=fmt, dry_run=dry_run, actor=settings.actor, progress=bars.on
         )
+    if not dry_run:
+        _catch_up(settings)
     if scratch:
         click.echo("(checked against an empty register: the register does not exist yet)", err=True)
     click.echo(str(summary))
+
+
+def _catch_up(settings: Settings) -> None:
+    """After a committed import or restore, bring the read models up to date, with a bar
+    when there is much to do; outside `_register`, so an interrupt never removes the file."""
+    from twinflow.exchange import catch_up_views
+
+    register = settings.register()
+    with Bars(register.views.pending() >= BAR_EVENTS) as bars:
+        catch_up_views(register, bars.on)
 
 
 @contextmanager
@@ -166,6 +178,8 @@ def export_command(
     """
     from twinflow.exporter import export
 
+    if output is not None:
+        check_output_path(output)
     register = settings.register()
     try:
         total = register.events.recorder.max_notification_id() or 0
@@ -219,4 +233,5 @@ def restore_command(settings: Settings, file: Path) -> None:
 
     with _register(settings) as (register, _), Bars(file.stat().st_size >= BAR_BYTES) as bars:
         result = restore(register, file, progress=bars.on)
+    _catch_up(settings)
     click.echo(str(result))

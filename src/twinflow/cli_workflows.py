@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from twinflow.cli_base import PathType, Settings, format_option, pass_settings
+from twinflow.cli_base import (
+    PathType,
+    Settings,
+    check_output_path,
+    format_option,
+    pass_settings,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -211,6 +217,8 @@ def diagram_workflow(
     from twinflow import languages
     from twinflow.diagrams import render
 
+    if output is not None:
+        check_output_path(output)
     flow, _ = find_version(settings, name, version)
     drawn = render(flow, fmt, languages.check(settings.lang, [flow]))
     if output is not None:

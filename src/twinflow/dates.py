@@ -10,7 +10,10 @@ from functools import lru_cache
 from twinflow.errors import InvalidInput
 
 PLAIN = re.compile(r"^[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?$")
-DATE_HELP = "YYYY, YYYY-MM or YYYY-MM-DD, optionally with ? (uncertain) or ~ (approximate)"
+DATE_HELP = (
+    "YYYY, YYYY-MM or YYYY-MM-DD, optionally with ? (uncertain), ~ (approximate) or % (both), "
+    "or with unspecified digits as X (202X, 2022-XX)"
+)
 
 
 @dataclass(frozen=True, order=True)

@@ -19,7 +19,7 @@ from eventsourcing.persistence import (
 from twinflow import snapshots
 from twinflow.domain import Case, EntryAsList, replay
 from twinflow.errors import StorageError, TwinflowError
-from twinflow.storage import Location
+from twinflow.storage import Location, cannot_open, not_writable_message
 
 SNAPSHOT_INTERVAL = 1000
 
@@ -78,7 +78,9 @@ def _storage_message(exc: Exception, location: Location) -> str:
         from twinflow import postgres
 
         return postgres.explain(str(exc), location)
-    if "unable to open database file" in text:  # SQLite could not create or open the file
+    if cannot_open(text) and location.path is not None and location.path.exists():
+        return not_writable_message(location.describe(), text)  # intact, but not writable
+    if "unable to open database file" in text:  # SQLite could not create the file
         return (
             f"cannot open or create the register {location.describe()} ({text}): check that "
             "its folder is writable, or choose another --db"

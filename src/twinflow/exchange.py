@@ -130,3 +130,14 @@ def import_file(
         if not dry_run:
             bulk.append(register, spill.events(), summary.events, progress)
     return summary
+
+
+def catch_up_views(register: Register, progress: Progress | None = None) -> int:
+    """Bring the read models up to the log after a bulk write (import, restore), so that the
+    next `status` or `list` is not the one that silently applies all of it. Called once the
+    write is committed: an interrupted catch-up loses nothing, the next read resumes it."""
+    pending = register.views.pending()
+    if not pending:
+        return 0
+    report = (lambda step: progress("updating the views", step, pending)) if progress else None
+    return register.views.catch_up(report)

@@ -5,6 +5,7 @@ row per decision or note in force; `cloudevents` is CloudEvents 1.0 JSON for ope
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ EXPORT_FORMATS = ("ndjson", "csv", "cloudevents")
 EXPORTING = "exporting"
 # Stored with each event by eventsourcing, and given apart in a backup line.
 KEYS = ("originator_id", "originator_version")
+# The closing line of an ndjson backup: {"end": END, "events": N, "digest": "N:HASH"} for the
+# whole log (the digest as `twinflow digest` prints it), {"end": END, "case": SLUG, "events": N}
+# for one case. `restore` refuses a backup without it: it was cut short.
+END = "twinflow backup"
 
 
 def export(
@@ -103,8 +108,14 @@ def backup_lines(
     register: Register, case: str | None = None, progress: Progress | None = None
 ) -> Iterator[str]:
     """One JSON object per stored event: position, id, seq, topic, then every stored field in
-    stored order (the recording time as `timestamp`), so that restore can rebuild it exactly."""
+    stored order (the recording time as `timestamp`), so that restore can rebuild it exactly;
+    then the closing line, with the count of events and (for the whole log) their digest."""
+    from twinflow.verify import record_line
+
+    running, count = hashlib.sha256(), 0
     for notification in notifications(register, case, progress=progress):
+        running.update(record_line(notification))
+        count += 1
         event = decoded(register, notification)
         line: dict[str, Any] = {
             "position": notification.id,
@@ -116,6 +127,12 @@ def backup_lines(
             if key not in KEYS:
                 line[key] = value.isoformat() if key == "timestamp" else value
         yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+    closing: dict[str, Any] = {"end": END, "events": count}
+    if case is None:
+        closing["digest"] = f"{count}:{running.hexdigest()}"
+    else:
+        closing = {"end": END, "case": case, "events": count}
+    yield json.dumps(closing, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 # ---------------------------------------------------------------------------- csv

@@ -10,7 +10,35 @@ from typing import Any
 from twinflow import timeline
 from twinflow.dates import PartialDate
 from twinflow.definitions import Workflow
-from twinflow.domain import Case
+from twinflow.domain import Case, Entry
+
+# The fields of every history row, in order; a migration leaves the decision fields empty.
+HISTORY_KEYS = (
+    "seq",
+    "kind",
+    "trigger",
+    "effective_on",
+    "decided_on",
+    "published_on",
+    "party",
+    "body",
+    "body_name",
+    "scope",
+    "vote",
+    "reference",
+    "reason",
+    "summary",
+    "sources",
+    "recorded_at",
+    "actor",
+    "on_behalf_of",
+    "state_before",
+    "state_after",
+    "retracted",
+    "original",
+    "changes",
+    "amended",
+)
 
 
 def history_rows(
@@ -36,7 +64,38 @@ def history_rows(
         step = steps.get(item.seq)
         before, state = (step.before, step.after) if step else (state, state)
         rows.append(history_row(case, item, before, state))
+    # Migrations are acts of the register, not decisions: they have no effective date to
+    # place them on the valid-time axis, so they follow it, in recording order.
+    rows += [
+        migration_row(case, e)
+        for e in case.entries
+        if e.kind == "migrated" and (known is None or e.recorded_at <= known)
+    ]
     return rows
+
+
+def migration_row(case: Case, entry: Entry) -> dict[str, Any]:
+    """A move of the case to another version of its workflow: which version judged it."""
+    d = entry.data
+    return {
+        **dict.fromkeys(HISTORY_KEYS),
+        "seq": entry.seq,
+        "kind": "migrated",
+        "trigger": f"{case.workflow} v{d['from_version']} -> v{d['to_version']}",
+        "reason": d.get("reason"),
+        "sources": [],
+        "recorded_at": entry.recorded_at.isoformat(),
+        "actor": entry.actor,
+        "on_behalf_of": d.get("on_behalf_of"),
+        "from_version": d["from_version"],
+        "to_version": d["to_version"],
+        "from_digest": d["from_digest"],
+        "to_digest": d["to_digest"],
+        "retracted": False,
+        "original": {},
+        "changes": [],
+        "amended": "",
+    }
 
 
 def history_row(
@@ -78,7 +137,7 @@ def amendments(case: Case, item: timeline.Item) -> dict[str, Any]:
     original: dict[str, Any] = {}
     changes = []
     for c in item.changes:
-        fields = {k: {"from": values.get(k), "to": v} for k, v in c.changes.items()}
+        fields = {k: {"from": held(item, values, k), "to": v} for k, v in c.changes.items()}
         for name, value in c.changes.items():
             original.setdefault(name, values.get(name))
             values[name] = value
@@ -100,6 +159,14 @@ def amendments(case: Case, item: timeline.Item) -> dict[str, Any]:
         "changes": changes,
         "amended": " | ".join(amendment_text(c) for c in changes),
     }
+
+
+def held(item: timeline.Item, values: Mapping[str, Any], name: str) -> Any:
+    """The value of a field in force before a change: a decision's effective date left out
+    when it was recorded is its decided_on date."""
+    if name == "effective_on" and item.kind == "decision" and values.get(name) is None:
+        return values.get("decided_on")
+    return values.get(name)
 
 
 def amendment_text(change: Mapping[str, Any]) -> str:

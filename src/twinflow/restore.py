@@ -6,6 +6,7 @@ back exactly as it was, at its old position. Anything wrong, and nothing is writ
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from twinflow import bulk, integrity
+from twinflow import bulk, integrity, verify
 from twinflow.definitions import digest_of
 from twinflow.domain import Case, Recorded, StoredWorkflow
-from twinflow.errors import BadFile, RuleViolation
+from twinflow.errors import BadFile, InvalidInput, RuleViolation
 from twinflow.exchange import Problem, Progress
+from twinflow.exporter import END
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -84,17 +86,24 @@ class _Reader:
         self.handle, self.result, self.size, self.progress = handle, result, size, progress
         self.classes = event_classes()
         self.position = 0
+        self.running = hashlib.sha256()  # the digest of what is restored, as `digest` gives it
+        self.closing: tuple[int, dict[str, Any]] | None = None  # line number, closing line
 
     def batches(self) -> Iterator[list[Notification]]:
         batch: list[Notification] = []
         done = 0
+        number = 0
         for number, raw in enumerate(self.handle, 1):
             try:
                 text = raw.decode("utf-8").strip()
             except UnicodeDecodeError:
                 self.fail(number, "the line is not UTF-8: is this a twinflow backup?")
+            if text and self.closing is not None:
+                self.fail(number, "a line follows the closing line: is the file two backups?")
             if text:
-                batch.append(self.notification(number, text, raw))
+                found = self.notification(number, text, raw)
+                if found is not None:
+                    batch.append(found)
             if len(batch) >= BATCH:
                 yield batch
                 batch = []
@@ -106,6 +115,7 @@ class _Reader:
             yield batch
         if not self.result.events:
             self.fail(1, "the file holds no events: is it a backup made by `twinflow export`?")
+        self.check_closing(number)  # raised here, the transaction is rolled back
         if self.progress:
             self.progress(RESTORING, self.size - done, self.size)
 
@@ -113,7 +123,38 @@ class _Reader:
         problem = Problem(number, None, None, reason)
         raise BadFile(f"{self.result.file}: {problem}; nothing was restored", [problem])
 
-    def notification(self, number: int, text: str, raw: bytes) -> Notification:
+    def check_closing(self, last: int) -> None:
+        """The closing line `export` ends a backup with: there, and matching what was read."""
+        if self.closing is None:
+            self.fail(
+                last,
+                "the backup ends without its closing line: it was cut short; restore from a "
+                "complete backup",
+            )
+        number, closing = self.closing
+        count, digest = closing.get("events"), closing.get("digest")
+        if count != self.result.events:
+            self.fail(
+                number,
+                f"the closing line counts {count!r} events, but the backup holds "
+                f"{self.result.events}: events were removed or added; restore from a complete "
+                "backup",
+            )
+        if "case" in closing and digest is None:
+            return  # one case's export: counted, but no digest of the whole log
+        try:
+            expected = verify.parse_digest(str(digest))
+        except InvalidInput as error:
+            self.fail(number, f"the closing line's {error}")
+        found = (self.result.events, self.running.hexdigest())
+        if expected != found:
+            self.fail(
+                number,
+                f"the events do not match the digest {digest} of the closing line: an event "
+                "was removed, added, changed or reordered; restore from a complete backup",
+            )
+
+    def notification(self, number: int, text: str, raw: bytes) -> Notification | None:
         try:
             line = json.loads(text)
         except json.JSONDecodeError as error:
@@ -123,6 +164,9 @@ class _Reader:
                 f"the line is not a complete JSON object ({error.msg}, column {error.colno})"
                 + ("; the file looks truncated" if cut else ""),
             )
+        if isinstance(line, dict) and line.get("end") == END:
+            self.closing = (number, line)
+            return None
         if not isinstance(line, dict) or any(k not in line for k in NEEDED):
             missing = [k for k in NEEDED if not isinstance(line, dict) or k not in line]
             self.fail(number, f"the line is not a twinflow event: it lacks {', '.join(missing)}")
@@ -149,13 +193,15 @@ class _Reader:
         self.check_chain(number, event, ident, seq, topic)
         self.position = position
         stored = self.mapper.to_stored_event(event)
-        return Notification(
+        restored = Notification(
             id=position,
             originator_id=ident,
             originator_version=seq,
             topic=topic,
             state=stored.state,
         )
+        self.running.update(verify.record_line(restored))
+        return restored
 
     def check_chain(self, number: int, event: Any, ident: UUID, seq: Any, topic: str) -> None:
         last_seq, last_hash = self.result.chains.get(ident, (0, ""))

@@ -170,11 +170,27 @@ def _sqlite_tables(path: Path) -> set[str]:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     except sqlite3.DatabaseError as exc:
+        if cannot_open(str(exc)):
+            raise StorageError(not_writable_message(str(path), str(exc))) from None
         raise StorageError(
             f"{str(path)!r} is damaged or not a twinflow database ({exc}): restore it from a "
             "backup, or choose another --db"
         ) from None
     return {row[0] for row in rows}
+
+
+def cannot_open(text: str) -> bool:
+    """Whether SQLite's error means the file or its folder cannot be opened, not damage."""
+    text = text.lower()
+    return "unable to open database file" in text or "readonly" in text or "read-only" in text
+
+
+def not_writable_message(where: str, text: str) -> str:
+    return (
+        f"cannot open the register {where!r} for writing ({text}): the file or its folder is "
+        "read-only, and SQLite's write-ahead log needs to write beside the file; copy the "
+        "register to a writable folder, or fix the permissions"
+    )
 
 
 def guard_statements(kind: str, tables: list[str]) -> list[str]:

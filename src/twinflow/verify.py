@@ -30,6 +30,7 @@ TOPICS = {
     and isinstance(getattr(value, "TOPIC", None), str)
 }
 DIGEST = re.compile(r"^(\d+):([0-9a-f]{64})$")
+DELETED = "recorded, but missing from the log: events were deleted"
 Progress = Callable[[int], None]
 
 
@@ -44,7 +45,8 @@ class Broken:
 
     def __str__(self) -> str:
         where = f" (position {self.position})" if self.position else ""
-        return f"{self.name} #{self.seq}{where}: {'; '.join(self.problems)}"
+        number = f" #{self.seq}" if self.seq else ""
+        return f"{self.name}{number}{where}: {'; '.join(self.problems)}"
 
 
 @dataclass
@@ -123,26 +125,87 @@ def verify(
     """Check every chain (or one case's) and, given `expected`, the digest of the log."""
     report = Report()
     checker = _Checker(mapper, report, names or {})
+    seen = witnesses(recorder, case)  # read before the log: all it saw was there by then
     if case is not None:
         records = recorder.select_events(case_id(case))
-        if not records:
+        if not records and not seen.last_seq:
             raise NotFound(f"unknown case {case!r}: see `twinflow list` for the cases")
         for record in records:
             checker.check(record, 0)
+        seen.compare(report, None)
         if expected is not None:
             report.digest = _compare(expected, _prefix(recorder, expected[0], progress), report)
         return report
     running = hashlib.sha256()
     at = running.hexdigest() if expected is not None and expected[0] == 0 else None
+    last_id = 0
     for position, record in log(recorder, progress):
         checker.check(record, position)
+        last_id = record.id
         if expected is not None and position <= expected[0]:
             running.update(record_line(record))
             if position == expected[0]:
                 at = running.hexdigest()
+    seen.compare(report, last_id)
     if expected is not None:
         report.digest = _compare(expected, (report.events, at), report)
     return report
+
+
+@dataclass
+class Witnesses:
+    """What the read models remember having seen of the log: the last notification id they
+    took in, the last seq of each case and the (slug, seq) of each audited position. More
+    than the log now holds, and events were deleted, even at the tail where no gap shows."""
+
+    position: int = 0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    audited: dict[tuple[str, int], int] = field(default_factory=dict)  # (slug, seq): position
+
+    def compare(self, report: Report, last_id: int | None) -> None:
+        """Add a broken event to `report` for each one seen but no longer in the log;
+        `last_id` is the log's last notification id (None where one case was read)."""
+        held = {i: c.last_seq for i, c in report.chains.items() if c.kind == "case"}
+        wanted: dict[str, int] = dict(self.last_seq)
+        for slug, seq in self.audited:
+            wanted[slug] = max(wanted.get(slug, 0), seq)
+        named: set[int] = set()
+        for slug in sorted(wanted, key=lambda s: (self._first(s), s)):
+            have = held.get(case_id(slug), 0)
+            for seq in range(have + 1, wanted[slug] + 1):
+                position = self.audited.get((slug, seq), 0)
+                named.add(position)
+                report.broken.append(Broken(f"case {slug!r}", seq, position, (DELETED,)))
+        if last_id is not None and self.position > last_id and self.position not in named:
+            report.broken.append(Broken("an event", 0, self.position, (DELETED,)))
+
+    def _first(self, slug: str) -> int:
+        return min((p for (s, _), p in self.audited.items() if s == slug), default=0)
+
+
+def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
+    """The read models' memory of the log (nothing where they cannot be read)."""
+    found = Witnesses()
+    datastore = getattr(recorder, "datastore", None)
+    if datastore is None:
+        return found
+    mark = "%s" if type(datastore).__module__.endswith("postgres") else "?"
+    where = f" WHERE slug = {mark}" if case is not None else ""
+    params = (case,) if case is not None else ()
+    try:
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT position FROM twinflow_position WHERE name = 'cases'")
+            row = cursor.fetchone()
+            found.position = int(row["position"] or 0) if row else 0
+            cursor.execute(f"SELECT slug, last_seq FROM twinflow_cases{where}", params)
+            for row in cursor.fetchall():
+                found.last_seq[str(row["slug"])] = int(row["last_seq"] or 0)
+            cursor.execute(f"SELECT position, slug, seq FROM twinflow_audit{where}", params)
+            for row in cursor.fetchall():
+                found.audited[(str(row["slug"]), int(row["seq"]))] = int(row["position"])
+    except Exception:  # no read models (yet): no witnesses, the chains are still checked
+        return Witnesses()
+    return found
 
 
 def _prefix(recorder: Any, position: int, progress: Progress | None) -> tuple[int, str | None]:
