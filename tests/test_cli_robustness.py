@@ -160,3 +160,34 @@ def test_a_restore_brings_the_views_up_to_the_log(demo_db: str, tmp_path: Path) 
         assert last and register.views.position() == last
     finally:
         register.close()
+
+
+def test_an_empty_db_is_refused_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TWINFLOW_DB", raising=False)
+    result = CliRunner().invoke(cli, ["--db", "", "status", "coevorden-brest"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: the register is named by an empty --db (or TWINFLOW_DB): give a file path "
+        "such as twinflow.db, or a postgresql:// URL\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_before_a_case_was_opened_says_not_open_as_status_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWINFLOW_DB", raising=False)
+    db = str(tmp_path / "r.db")
+    runner = CliRunner()
+    opened = runner.invoke(cli, ["--db", db, "open", "a-b", "--workflow", "twinning", "--title",
+                                 "A–B", "--party", "A", "--party", "B", "--by", "council",
+                                 "--on", "2000"])
+    assert opened.exit_code == 0, opened.stderr
+    listed = runner.invoke(cli, ["--db", db, "list", "--as-of", "1995"])
+    status = runner.invoke(cli, ["--db", db, "status", "a-b", "--as-of", "1995"])
+    assert listed.stdout.splitlines()[2].split()[:2] == ["a-b", "not"]
+    assert "not open" in listed.stdout.splitlines()[2]
+    assert status.stdout.startswith("a-b: not open")

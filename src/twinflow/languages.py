@@ -104,7 +104,7 @@ def cases_table(
         key = (row["workflow"], row["version"])
         if key not in flows:
             flows[key] = lookup(*key)
-        if row.get("state"):
-            row["state"] = flows[key].state_label(row["state"], lang)
+        # a case not yet opened on the date asked about reads as `status` says it
+        row["state"] = flows[key].state_label(row["state"], lang) if row["state"] else "not open"
         shown.append(row)
     return shown

@@ -110,6 +110,11 @@ def lock_timeout() -> int:
 
 def locate(db: str | None) -> Location:
     """The register named by --db, else TWINFLOW_DB, else ./twinflow.db."""
+    if db is not None and not db.strip():
+        raise InvalidInput(
+            "the register is named by an empty --db (or TWINFLOW_DB): give a file path such as "
+            "twinflow.db, or a postgresql:// URL"
+        )
     spec = db or os.environ.get("TWINFLOW_DB") or DEFAULT_DB
     if spec.startswith(("postgresql://", "postgres://")):
         return Location(spec, "postgres")
