@@ -96,30 +96,6 @@ HISTORY_COLUMNS = (
     "actor",
     "amended",
 )
-HISTORY_CSV = (
-    "seq",
-    "kind",
-    "trigger",
-    "effective_on",
-    "decided_on",
-    "published_on",
-    "party",
-    "body",
-    "body_name",
-    "scope",
-    "vote",
-    "reference",
-    "reason",
-    "summary",
-    "sources",
-    "recorded_at",
-    "actor",
-    "on_behalf_of",
-    "state_before",
-    "state_after",
-    "retracted",
-    "amended",
-)
 
 
 @click.command()
@@ -143,7 +119,7 @@ def history(
       twinflow history coevorden-brest
       twinflow history coevorden-brest --as-of 2021 --format csv > history.csv
     """
-    from twinflow.history import amendment_text
+    from twinflow.history import HISTORY_KEYS, amendment_text
     from twinflow.output import render
 
     register = settings.register()
@@ -161,7 +137,9 @@ def history(
             # the table names each correction or retraction; the lines below it say what
             notes += [f"#{row['seq']} {amendment_text(c)}" for c in row["changes"]]
             row["amended"] = ", ".join(f"{c['kind']} #{c['seq']}" for c in row["changes"])
-    columns = HISTORY_COLUMNS if fmt == "table" else HISTORY_CSV
+    # CSV holds every field of a row but the nested original values and changes
+    flat = tuple(k for k in HISTORY_KEYS if k not in ("original", "changes"))
+    columns = HISTORY_COLUMNS if fmt == "table" else flat
     click.echo(render(rows, fmt, columns))
     if notes:
         click.echo("\n" + "\n".join(notes))
