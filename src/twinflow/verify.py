@@ -169,18 +169,20 @@ class Witnesses:
         wanted: dict[str, int] = dict(self.last_seq)
         for slug, seq in self.audited:
             wanted[slug] = max(wanted.get(slug, 0), seq)
+        missing = {s: held.get(case_id(s), 0) for s in wanted}
+        missing = {s: have for s, have in missing.items() if have < wanted[s]}
+        first: dict[str, int] = {}
+        for (slug, _), position in self.audited.items():
+            if slug in missing:
+                first[slug] = min(first.get(slug, position), position)
         named: set[int] = set()
-        for slug in sorted(wanted, key=lambda s: (self._first(s), s)):
-            have = held.get(case_id(slug), 0)
-            for seq in range(have + 1, wanted[slug] + 1):
+        for slug in sorted(missing, key=lambda s: (first.get(s, 0), s)):
+            for seq in range(missing[slug] + 1, wanted[slug] + 1):
                 position = self.audited.get((slug, seq), 0)
                 named.add(position)
                 report.broken.append(Broken(f"case {slug!r}", seq, position, (DELETED,)))
         if last_id is not None and self.position > last_id and self.position not in named:
             report.broken.append(Broken("an event", 0, self.position, (DELETED,)))
-
-    def _first(self, slug: str) -> int:
-        return min((p for (s, _), p in self.audited.items() if s == slug), default=0)
 
 
 def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
