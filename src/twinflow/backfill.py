@@ -1,16 +1,18 @@
 """The case checks of an import: each case's rows, in valid-time order with its opening first,
 judged by its workflow and, with what the register already holds, as one timeline that must be
-a legal path; then, where nothing at all is wrong, its events built through the domain."""
+a legal path; then, where nothing at all is wrong, its events built as the domain would record
+them (eventbytes.py) and spilled for the write."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from twinflow import timeline
+from twinflow import bulk, timeline
 from twinflow.definitions import Workflow
-from twinflow.domain import Case, Recorded, StoredWorkflow
+from twinflow.domain import Case, Recorded, StoredWorkflow, case_id
 from twinflow.errors import NotFound, TwinflowError
+from twinflow.eventbytes import Builder
 from twinflow.exchange import Problem, Progress, Summary
 from twinflow.rowcheck import date_of
 from twinflow.spill import Spill, Spilled
@@ -41,10 +43,17 @@ class Checker:
         self.flows: dict[str, Workflow | str] = {}  # by name; a str says why it cannot be used
         self.unstored: set[str] = set()  # digests of workflow versions no case used yet
         self.now = dt.datetime.now(dt.UTC)
+        self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of)
 
     def run(self, progress: Progress | None = None) -> None:
+        # The file's cases the register holds, asked all at once: loading each case to find
+        # out cost more than the rest of the import (none to ask in an empty register).
+        held: set[str] = set()
+        if not self.empty:
+            ids = {case_id(slug): slug for slug in self.spill.names}
+            held = {ids[found] for found in bulk.Table(self.register).existing(list(ids))}
         for slug, rows in self.spill.by_case():
-            self.case(slug, rows)
+            self.case(slug, rows, held=slug in held)
             if progress:
                 progress(CHECKING, len(rows), self.summary.rows)
 
@@ -54,8 +63,8 @@ class Checker:
 
     # ------------------------------------------------------------------ one case
 
-    def case(self, slug: str, rows: list[Spilled]) -> None:
-        existing = None if self.empty else self.register._find_case(slug)
+    def case(self, slug: str, rows: list[Spilled], *, held: bool) -> None:
+        existing = self.register._find_case(slug) if held else None
         good = [r for r in rows if not r.broken]
         opens = [r for r in good if r.row["kind"] == "open"]
         others = [r for r in good if r.row["kind"] != "open"]
@@ -322,20 +331,20 @@ class Checker:
         parties: list[str],
         kept: list[Spilled],
     ) -> None:
+        """The case's new events, as `Case.open`, `decide` and `note` would record them
+        (eventbytes.py builds the same stored records without the event objects)."""
         if existing is None:
             assert opening is not None
             row = opening.row
-            case = Case.open(
-                slug, row["title"], parties, flow, row["values"], self.actor, self.on_behalf_of
-            )
+            chain = self.builder.open(slug, row["title"], parties, flow, row["values"])
         else:
-            case = existing
+            chain = self.builder.extend(existing)
         for spilled in kept:
             if spilled.row["kind"] == "note":
-                case.note(spilled.row["values"], self.actor, self.on_behalf_of)
+                chain.note(spilled.row["values"])
             else:
-                case.decide(spilled.row["values"], self.actor, self.on_behalf_of)
-        self.spill_events(case)
+                chain.decide(spilled.row["values"])
+        self.spill.add_records(chain.records)
 
     def spill_events(self, aggregate: Recorded) -> None:
         mapper = self.register.events.mapper

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -18,9 +19,13 @@ from twinflow.exchange import Progress
 
 if TYPE_CHECKING:
     from twinflow.application import Register
+    from twinflow.spill import Spill
 
 WRITING = "writing"
 RESTORING = "restoring"
+# Events copied per statement from an import's spill file (a step of the progress bar).
+CHUNK = 20_000
+SPILL_SCHEMA = "twinflow_spill"
 
 
 def append(
@@ -38,6 +43,32 @@ def append(
             done += len(batch)
             if progress:
                 progress(WRITING, len(batch), total)
+    return done
+
+
+def append_spilled(
+    register: Register, spill: Spill, total: int, progress: Progress | None = None
+) -> int:
+    """Append an import's built events, in the order built, in one transaction. On SQLite
+    the register's connection attaches the spill file and copies them with INSERT ... SELECT
+    in chunks: no row passes through Python (a third of the write's time at 100,000 events)."""
+    table = Table(register)
+    if table.kind != "sqlite":
+        return append(register, spill.events(), total, progress)
+    last = spill.seal()
+    done = 0
+    with table.transaction(attach=spill.path) as cursor:
+        for first in range(1, last + 1, CHUNK):
+            cursor.execute(
+                f"INSERT INTO {table.name} (originator_id, originator_version, topic, state) "
+                f"SELECT originator_id, originator_version, topic, state "
+                f"FROM {SPILL_SCHEMA}.events WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
+                (first, first + CHUNK - 1),
+            )
+            step = min(CHUNK, last - first + 1)
+            done += step
+            if progress:
+                progress(WRITING, step, total)
     return done
 
 
@@ -81,10 +112,15 @@ class Table:
             self.qualified: Any = Identifier(recorder.datastore.schema, self.name)
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, attach: Path | None = None) -> Iterator[Any]:
+        """A write transaction; on SQLite `attach` names a file the statements may read as
+        SPILL_SCHEMA (attached before the transaction begins, as SQLite requires)."""
         datastore = self.recorder.datastore
+        opened = (
+            datastore.transaction(commit=True) if attach is None else _attached(datastore, attach)
+        )
         try:
-            with self.register.translated(), datastore.transaction(commit=True) as cursor:
+            with self.register.translated(), opened as cursor:
                 if self.kind == "postgres":
                     # The lock eventsourcing takes for every save: positions are handed out
                     # and committed in the same order, so readers never skip an event.
@@ -167,6 +203,35 @@ class Table:
                 for row in cursor.fetchall()
             ]
 
+    def existing(self, originator_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates the register holds, in one indexed query per 500 ids:
+        an import into a register that holds cases asks this for all its cases at once,
+        instead of trying to load each one."""
+        found: set[UUID] = set()
+        datastore = self.recorder.datastore
+        with self.register.translated(), datastore.transaction(commit=False) as cursor:
+            for start in range(0, len(originator_ids), 500):
+                chunk = originator_ids[start : start + 500]
+                if self.kind == "sqlite":
+                    marks = ", ".join("?" * len(chunk))
+                    cursor.execute(
+                        f"SELECT originator_id FROM {self.name} "
+                        f"WHERE originator_id IN ({marks}) AND originator_version = 1",
+                        [i.hex for i in chunk],
+                    )
+                else:
+                    from psycopg.sql import SQL
+
+                    cursor.execute(
+                        SQL(
+                            "SELECT originator_id FROM {} "
+                            "WHERE originator_id = ANY(%s) AND originator_version = 1"
+                        ).format(self.qualified),
+                        (list(chunk),),
+                    )
+                found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
+        return found
+
     def after_positions(self, cursor: Any) -> None:
         """Let the store number the next event after the last restored one."""
         if self.kind == "postgres":
@@ -181,6 +246,21 @@ class Table:
                     "MAX(notification_id) IS NOT NULL) FROM {table}"
                 ).format(sequence=sequence, table=self.qualified)
             )
+
+
+@contextmanager
+def _attached(datastore: Any, path: Path) -> Iterator[Any]:
+    """A write transaction on one of the SQLite register's connections, with `path`
+    attached to it for its duration."""
+    with datastore.get_connection(commit=True) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ATTACH DATABASE ? AS {SPILL_SCHEMA}", (str(path),))
+        try:
+            with connection.transaction(commit=True) as cursor:
+                yield cursor
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DETACH DATABASE {SPILL_SCHEMA}")
 
 
 def _sqlite_row(event: StoredEvent, positions: bool) -> tuple[Any, ...]:

@@ -1,5 +1,6 @@
-"""What every `twinflow` command shares: settings from the global options, error handling,
-date and timestamp parameters, and the output and decision options."""
+"""What every `twinflow` command shares: settings from the global options, date and
+timestamp parameters, and the output and decision options (the group that runs them, and
+turns twinflow's errors into one line, is in cli_group.py)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from twinflow.errors import InvalidInput, TwinflowError
+from twinflow.errors import InvalidInput
 
 if TYPE_CHECKING:
     from twinflow.application import Register
 
 F = TypeVar("F", bound=Callable[..., Any])
 DATE = "DATE"
-
-
-class TwinflowGroup(click.Group):
-    """Turns twinflow's errors into one `Error: ...` line and its exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except TwinflowError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(error.exit_code)
 
 
 class DateType(click.ParamType[str, Any]):

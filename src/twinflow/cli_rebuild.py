@@ -14,10 +14,14 @@ from twinflow.cli_base import Settings, pass_settings
 def rebuild(settings: Settings) -> None:
     """Drop every read model (case list, steps, audit view) and rebuild it from the log.
 
-    The read models are derived from the events and rebuilt in batches, with a progress bar
-    on stderr; the events themselves are only read. Run it after restoring a backup of the
-    events alone, or if a read model is suspected to be wrong; `list`, `status` and `audit`
-    catch up by themselves otherwise.
+    The read models are derived from the events, read case by case, with a progress bar
+    on stderr; the events themselves are only read. It is one transaction: until it ends,
+    readers see the read models as they were, and on SQLite a decision recorded meanwhile
+    waits for it (up to TWINFLOW_LOCK_TIMEOUT, then "the register is busy": record it
+    again). Logs of 20,000 events or more are shared among one process per core, up to
+    four (TWINFLOW_WORKERS=N sets how many). Run it after restoring a backup of the events
+    alone, or if a read model is suspected to be wrong; `list`, `status` and `audit` catch
+    up by themselves otherwise.
 
     \b
     Example:

@@ -128,7 +128,7 @@ def import_file(
                 list(problems),
             )
         if not dry_run:
-            bulk.append(register, spill.events(), summary.events, progress)
+            bulk.append_spilled(register, spill, summary.events, progress)
     return summary
 
 

@@ -9,6 +9,7 @@ import difflib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from itertools import chain, compress
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,7 +54,7 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
         )
         return
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    reader = csv.reader(_chain(header, lines), delimiter=delimiter, strict=True)
+    reader = csv.reader(chain([header], lines), delimiter=delimiter, strict=True)
     try:
         names = [name.strip().lower() for name in next(reader)]
     except csv.Error as error:
@@ -74,7 +75,8 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
             start = reader.line_num + 1
             continue
         line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
+        values = list(map(str.strip, cells))
+        if not any(values):
             continue
         if len(cells) > len(names):
             problems.append(
@@ -87,7 +89,8 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
                 )
             )
             continue
-        yield line, {n: v for n, c in zip(names, cells, strict=False) if (v := c.strip())}
+        # the non-empty cells by column name (no more cells than names: checked above)
+        yield line, dict(zip(compress(names, values), filter(None, values), strict=True))
 
 
 def _decoded(handle: IO[bytes], problems: list[Problem]) -> Iterator[str]:
@@ -111,11 +114,6 @@ def _not_utf8(number: int, raw: bytes, error: UnicodeDecodeError) -> Problem:
         f"the line is not UTF-8 (byte 0x{raw[error.start]:02x} in {context.strip()!r}): save "
         "the file as UTF-8 (in a spreadsheet: CSV UTF-8) and import it again",
     )
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
 
 
 def _header_ok(names: list[str], problems: list[Problem]) -> bool:
@@ -214,18 +212,45 @@ def _json_cells(number: int, value: Mapping[str, Any], problems: list[Problem]) 
         elif item is None or item == "" or item == []:
             continue
         elif isinstance(item, str):
-            cells[key] = item.strip()
+            if _half_pair(number, key, item, problems):
+                ok = False
+            else:
+                cells[key] = item.strip()
         elif isinstance(item, int) and not isinstance(item, bool) and key.endswith("_on"):
             cells[key] = str(item)  # a year written as a number
         elif isinstance(item, list) and key in ("source", "parties"):
-            if all(isinstance(i, str) for i in item):
-                cells[key] = [i.strip() for i in item if i.strip()]
-            else:
+            if not all(isinstance(i, str) for i in item):
                 problems.append(Problem(number, key, str(item), "must list strings only"))
                 ok = False
+            elif any([_half_pair(number, key, i, problems) for i in item]):
+                ok = False
+            else:
+                cells[key] = [i.strip() for i in item if i.strip()]
         else:
             problems.append(
                 Problem(number, key, json.dumps(item), "must be a string (or null: not given)")
             )
             ok = False
     return cells if ok else None
+
+
+def _half_pair(number: int, key: str, text: str, problems: list[Problem]) -> bool:
+    """Report a string holding half of a UTF-16 surrogate pair (JSON's \\ud800 escape makes
+    one), which is no character: nothing could store or hash it."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        half = ord(text[error.start])
+        problems.append(
+            Problem(
+                number,
+                key,
+                text,
+                f"holds \\u{half:04x}, half of a UTF-16 surrogate pair, which is no character: "
+                "write the character itself, or both halves of its \\u pair",
+            )
+        )
+        return True
+    return False

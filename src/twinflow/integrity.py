@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 # Attributes every event has that the hash covers by name rather than among the fields.
 ENVELOPE = frozenset(
     {
@@ -54,6 +56,8 @@ def event_hash(
     actor: str,
     prev_hash: str,
     fields: Mapping[str, Any],
+    *,
+    plain: bool = False,
 ) -> str:
     # The id and the moment as _plain would give them to the encoder (the same bytes), so
     # that encoding an event calls back into Python only for what its fields hold.
@@ -68,6 +72,11 @@ def event_hash(
         "prev": prev_hash,
         "fields": dict(fields),
     }
+    if plain:  # fields read from plain JSON (logread.plain_state): orjson writes the same bytes
+        try:
+            return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        except TypeError:  # orjson.JSONEncodeError: a value only the json module takes
+            pass
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
@@ -76,8 +85,8 @@ def fields_of(event: object) -> dict[str, Any]:
     return {k: v for k, v in vars(event).items() if k not in ENVELOPE}
 
 
-def hash_of(event: Any) -> str:
-    """Recompute the hash a stored event should carry."""
+def hash_of(event: Any, *, plain: bool = False) -> str:
+    """Recompute the hash a stored event should carry (`plain`: decoded from plain JSON)."""
     return event_hash(
         event.TOPIC,
         event.originator_id,
@@ -86,4 +95,5 @@ def hash_of(event: Any) -> str:
         event.actor,
         event.prev_hash,
         fields_of(event),
+        plain=plain,
     )

@@ -40,37 +40,9 @@ class Queries(CaseStore):
             title, parties = case.title, list(case.parties)
             opened = items[0].date if items else None
             recorded_at = case.entries[0].recorded_at
-        result: dict[str, Any] = {
-            "case": slug,
-            "title": title,
-            "workflow": flow.name,
-            "version": flow.version,
-            "state": found.state,
-            "certain": found.certain,
-            "as_of": date.text,
-            "known_at": (known or now()).isoformat(timespec="seconds"),
-            "since": str(found.since.item.date) if found.since else None,
-            "since_seq": found.since.item.seq if found.since else None,
-            "parties": parties,
-        }
-        if opened is None and recorded_at is not None:
-            result["note"] = (
-                f"the register held nothing on {slug!r} at {result['known_at']}: "
-                f"it was recorded at {recorded_at.isoformat(timespec='seconds')}"
-            )
-        elif found.state is None and found.certain:
-            result["note"] = f"the case was opened {opened}, after {date}"
-        if not found.certain:
-            result["possible"] = list(found.possible)
-            result["note"] = (
-                "; ".join(
-                    f"the {step.item.date} {flow.trigger_noun(step.item.trigger, lang)} "
-                    f"(#{step.item.seq}) may not yet have taken effect"
-                    for step in found.pending
-                )
-                or f"imprecise dates around {date} leave the state open"
-            )
-        return result
+        return timeline.status_answer(
+            slug, title, parties, flow, found, date, opened, known or now(), lang, recorded_at
+        )
 
     def _viewed_status(
         self, slug: str, date: PartialDate
@@ -158,8 +130,9 @@ class Queries(CaseStore):
                 self.events.mapper,
                 case=case,
                 expected=expected,
-                names=self.views.known_cases(),
+                names=verify.KnownCases(self.views.known_cases),
                 progress=progress,
+                location=self.location,
             )
         if report.digest is not None and not report.digest["holds"] and case is None:
             seen = [(r["position"], r["case"], r["seq"]) for r in self.views.audit()]

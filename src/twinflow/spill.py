@@ -27,6 +27,7 @@ class Spilled(NamedTuple):
 
 class Spill:
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         # Nothing here outlives the import: durability would only cost time.
         self.db.execute("PRAGMA journal_mode = OFF")
@@ -108,9 +109,24 @@ class Spill:
         if len(self._events) >= BATCH:
             self._flush_events()
 
+    def add_records(self, records: list[tuple[str, int, str, bytes]]) -> None:
+        """Events already as the store's columns (eventbytes.Record)."""
+        self._events.extend(records)
+        if len(self._events) >= BATCH:
+            self._flush_events()
+
     def _flush_events(self) -> None:
         self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
         self._events.clear()
+
+    def seal(self) -> int:
+        """Commit the built events for another connection to read (bulk.append_spilled),
+        and tell how many there are: rowids 1 to that number, in the order built."""
+        self._flush_events()
+        self.db.execute("COMMIT")
+        (last,) = self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
+        self.db.execute("BEGIN")
+        return int(last)
 
     def events(self) -> Iterator[list[StoredEvent]]:
         """The built events in the order they were added, in batches; ids as hex strings,

@@ -172,7 +172,8 @@ def check_sqlite_file(path: Path, *, create: bool) -> None:
 
 def _sqlite_tables(path: Path) -> set[str]:
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        uri = path.absolute().as_uri() + "?mode=ro"  # a name with # or ? stays a name
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     except sqlite3.DatabaseError as exc:
         if cannot_open(str(exc)):

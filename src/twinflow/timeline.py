@@ -7,12 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twinflow.dates import PartialDate, parse_date
-from twinflow.definitions import Workflow
-from twinflow.domain import Entry
 from twinflow.errors import RuleViolation
+
+if TYPE_CHECKING:  # annotations only: `status` reads steps without loading eventsourcing
+    from twinflow.definitions import Workflow
+    from twinflow.domain import Entry
 
 OPEN = "open"
 
@@ -209,6 +211,53 @@ def status_on(steps: Sequence[Step], date: PartialDate) -> Status:
     since = next((s for s in reversed(steps[:chosen]) if s.changes_state), None)
     pending = tuple(s for i, s in enumerate(steps[:chosen]) if not must[i])
     return Status(state, len(possible) == 1, possible, since, pending)
+
+
+def status_answer(
+    slug: str,
+    title: str,
+    parties: list[str],
+    workflow: Workflow,
+    found: Status,
+    date: PartialDate,
+    opened: PartialDate | None,
+    known_at: dt.datetime,
+    lang: str = "en",
+    recorded_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """What `status` answers, however the state was found (replayed, or read from the steps
+    read model by the register or by lightstatus.py)."""
+    result: dict[str, Any] = {
+        "case": slug,
+        "title": title,
+        "workflow": workflow.name,
+        "version": workflow.version,
+        "state": found.state,
+        "certain": found.certain,
+        "as_of": date.text,
+        "known_at": known_at.isoformat(timespec="seconds"),
+        "since": str(found.since.item.date) if found.since else None,
+        "since_seq": found.since.item.seq if found.since else None,
+        "parties": parties,
+    }
+    if opened is None and recorded_at is not None:
+        result["note"] = (
+            f"the register held nothing on {slug!r} at {result['known_at']}: "
+            f"it was recorded at {recorded_at.isoformat(timespec='seconds')}"
+        )
+    elif found.state is None and found.certain:
+        result["note"] = f"the case was opened {opened}, after {date}"
+    if not found.certain:
+        result["possible"] = list(found.possible)
+        result["note"] = (
+            "; ".join(
+                f"the {step.item.date} {workflow.trigger_noun(step.item.trigger, lang)} "
+                f"(#{step.item.seq}) may not yet have taken effect"
+                for step in found.pending
+            )
+            or f"imprecise dates around {date} leave the state open"
+        )
+    return result
 
 
 def check_path(items: Sequence[Item], candidate: Item, workflow: Workflow, case: str) -> list[Step]:

@@ -8,11 +8,12 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from twinflow import logread, projection, timeline
 from twinflow import steps as step_rows
-from twinflow import timeline
 from twinflow.dates import PartialDate
 from twinflow.domain import Case, case_id, replay
 from twinflow.following import Followed
@@ -84,40 +85,55 @@ class Views:
         return max(0, (self.register.events.recorder.max_notification_id() or 0) - self.position())
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
-        """Apply every event recorded since the last tracked position; returns how many."""
+        """Apply every event recorded since the last tracked position, in log order, a batch
+        per transaction; returns how many. A register whose read models hold nothing yet
+        (a new register after an import or a restore) is filled by a rebuild instead."""
         recorder = self.register.events.recorder
-        mapper = self.register.events.mapper
         start, done = self.position(), 0
         last = recorder.max_notification_id() or 0
+        if start == 0 and last >= projection.CHUNK:
+            return projection.rebuild(self.register, progress)
+        decode = logread.Decoder(self.register.events.mapper)
         followed = Followed(self._load)
-        while start < last:
-            batch = recorder.select_notifications(
-                start=start, limit=BATCH, stop=last, inclusive_of_start=False
-            )
-            if not batch:
-                break
-            events = [(n.id, mapper.to_domain_event(n)) for n in batch]
-            cases = [(position, e) for position, e in events if isinstance(e, Case.Event)]
+        for batch in logread.batches(recorder, after=start, upto=last, size=BATCH):
+            cases = [(r.id, decode(r)) for r in batch if r.topic.startswith(projection.CASES)]
             paths: dict[str, list[timeline.Step]] = {}
             # Each changed case once per batch, however many of its events the batch holds.
             changed = followed.advance(e for _, e in cases)
-            rows = {cid: self._case_row(case, paths) for cid, case in changed.items()}
+            rows = {}
+            for cid, case in changed.items():
+                paths[case.slug] = projection.path_of(self.register, case)
+                rows[cid] = projection.case_row(case, paths[case.slug])
             audit = [
-                _audit_row(position, rows[e.originator_id]["slug"], e) for position, e in cases
+                projection.audit_row(position, rows[e.originator_id][0], e) for position, e in cases
             ]
             with self.cursor(commit=True) as cursor:
                 self._write(cursor, list(rows.values()), audit, batch[-1].id)
                 self._write_steps(cursor, rows, paths)
-            start, done = batch[-1].id, done + len(batch)
+            done += len(batch)
             if progress:
                 progress(len(batch))
         return done
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        with self.cursor(commit=True) as cursor:
-            for statement in CLEAR:
-                cursor.execute(statement)
-        return self.catch_up(progress)
+        """Empty every read model and fill it again from the log (projection.py)."""
+        return projection.rebuild(self.register, progress)
+
+    def clear_statements(self) -> tuple[str, ...]:
+        return CLEAR
+
+    def create_statements(self) -> tuple[str, ...]:
+        return TABLES
+
+    def set_position(self, cursor: Any, position: int) -> None:
+        cursor.execute(
+            self.sql(
+                "INSERT INTO twinflow_position (name, position) VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET position = excluded.position "
+                "WHERE twinflow_position.position < excluded.position"
+            ),
+            (VIEW, position),
+        )
 
     def _load(self, case_id: UUID, version: int) -> Case:
         case: Case = self.register.events.repository.get(
@@ -125,43 +141,12 @@ class Views:
         )
         return case
 
-    def _case_row(
-        self, case: Case, paths: dict[str, list[timeline.Step]] | None = None
-    ) -> dict[str, Any]:
-        steps = timeline.path(timeline.in_force(case.entries), self.register.workflow_of(case))
-        if paths is not None:
-            paths[case.slug] = steps
-        since = next((s for s in reversed(steps) if s.changes_state), None)
-        return {
-            "slug": case.slug,
-            "title": case.title,
-            "workflow": case.workflow,
-            "version": case.workflow_version,
-            "parties": json.dumps(case.parties),
-            "state": steps[-1].after,
-            "since": str(since.item.date) if since else None,
-            "settled_on": max(s.item.date.latest for s in steps).isoformat(),
-            "steps": json.dumps(
-                [
-                    [
-                        s.item.date.earliest.isoformat(),
-                        s.item.date.latest.isoformat(),
-                        s.after,
-                        str(s.item.date),
-                        s.changes_state,
-                    ]
-                    for s in steps
-                ]
-            ),
-            "last_seq": case.version,
-        }
-
     def _write_steps(
-        self, cursor: Any, rows: Mapping[UUID, dict[str, Any]], paths: dict[str, Any]
+        self, cursor: Any, rows: Mapping[UUID, tuple[Any, ...]], paths: dict[str, Any]
     ) -> None:
         """Each changed case's steps, unless a concurrent catch-up already wrote a later
         version of the case (its row in twinflow_cases then says so)."""
-        ours = {row["slug"]: row["last_seq"] for row in rows.values()}
+        ours = {row[0]: row[-1] for row in rows.values()}  # slug: last_seq
         later = set()
         slugs = list(ours)
         for chunk in range(0, len(slugs), step_rows.CHUNK):
@@ -197,13 +182,13 @@ class Views:
         return case, *found
 
     def _write(
-        self, cursor: Any, rows: list[dict[str, Any]], audit: list[tuple[Any, ...]], position: int
+        self, cursor: Any, rows: list[tuple[Any, ...]], audit: list[tuple[Any, ...]], position: int
     ) -> None:
         # executemany: one statement per table and batch rather than per row
         cursor.executemany(
             self.sql(
-                "INSERT INTO twinflow_cases (slug, title, workflow, version, parties, state, "
-                "since, settled_on, steps, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO twinflow_cases ({projection.CASE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (slug) DO UPDATE SET title = excluded.title, "
                 "workflow = excluded.workflow, version = excluded.version, "
                 "parties = excluded.parties, state = excluded.state, since = excluded.since, "
@@ -211,30 +196,22 @@ class Views:
                 "last_seq = excluded.last_seq "
                 "WHERE twinflow_cases.last_seq <= excluded.last_seq"
             ),
-            [tuple(row.values()) for row in rows],
+            rows,
         )
         cursor.executemany(
             self.sql(
                 "INSERT INTO twinflow_parties (party, slug) VALUES (?, ?) ON CONFLICT DO NOTHING"
             ),
-            [(party, row["slug"]) for row in rows for party in json.loads(row["parties"])],
+            [(party, row[0]) for row in rows for party in json.loads(row[4])],
         )
         cursor.executemany(
             self.sql(
-                "INSERT INTO twinflow_audit (position, slug, seq, kind, detail, actor, "
-                "recorded_at, on_behalf_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING"
+                f"INSERT INTO twinflow_audit ({projection.AUDIT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
             audit,
         )
-        cursor.execute(
-            self.sql(
-                "INSERT INTO twinflow_position (name, position) VALUES (?, ?) ON CONFLICT (name) "
-                "DO UPDATE SET position = excluded.position "
-                "WHERE twinflow_position.position < excluded.position"
-            ),
-            (VIEW, position),
-        )
+        self.set_position(cursor, position)
 
     # ------------------------------------------------------------------ querying
 
@@ -254,38 +231,48 @@ class Views:
         if party:
             where.append("c.slug IN (SELECT slug FROM twinflow_parties WHERE party = ?)")
             params.append(party)
+        # A settled case's stored state is its state on any later date: its steps, the
+        # largest column, are read only for the cases not yet settled on the day asked about
+        # (steps NULL marks a case settled by then).
+        day = as_of.earliest.isoformat()
         columns = (
             "SELECT c.slug, c.title, c.workflow, c.version, c.parties, c.state, c.since, "
-            "c.settled_on, {steps} AS steps FROM twinflow_cases c"
+            "{steps} AS steps FROM twinflow_cases c"
         )
-        statement = columns.format(steps="c.steps")
+        statement = columns.format(steps="CASE WHEN c.settled_on > ? THEN c.steps END")
         if state:
-            # A settled case's stored state is its state on any later date; the rest are
-            # answered from their steps below. Two parts rather than an OR, each read from
-            # an index instead of scanning every case, sorted here (an ORDER BY made SQLite
-            # scan the cases in slug order again).
-            day = as_of.earliest.isoformat()
+            # The rest are answered from their steps below. Two parts rather than an OR,
+            # each read from an index instead of scanning every case, sorted here (an ORDER
+            # BY made SQLite scan the cases in slug order again).
             settled = " AND ".join([*where, "c.state = ? AND c.settled_on <= ?"])
             unsettled = " AND ".join([*where, "c.settled_on > ?"])
             statement = (
                 f"{columns.format(steps='NULL')} WHERE {settled} "
-                f"UNION ALL {statement} WHERE {unsettled}"
+                f"UNION ALL {columns.format(steps='c.steps')} WHERE {unsettled}"
             )
             params = [*params, state, day, *params, day]
         else:
             if where:
                 statement += " WHERE " + " AND ".join(where)
             statement += " ORDER BY c.slug"
+            params = [day, *params]
         with self.cursor(commit=False) as cursor:
+            self._tuples(cursor)
             cursor.execute(self.sql(statement), tuple(params))
-            fetched = cursor.fetchall()
+            fetched: list[tuple[Any, ...]] = cursor.fetchall()
         if state:
-            fetched.sort(key=lambda r: r["slug"])
-        return [
-            row
-            for row in map(lambda r: _listing(r, as_of), fetched)
-            if not state or state in row["possible"]
-        ]
+            fetched.sort(key=itemgetter(0))  # by slug
+        return _listings(fetched, as_of, state)
+
+    def _tuples(self, cursor: Any) -> None:
+        """Rows as plain tuples rather than the datastore's mappings (sqlite3.Row, psycopg's
+        dict rows): a listing reads thousands of rows, each field once, by position."""
+        if self.kind == "sqlite":  # eventsourcing's cursor wraps sqlite3's
+            cursor.sqlite_cursor.row_factory = None
+        else:
+            from psycopg.rows import tuple_row
+
+            cursor.row_factory = tuple_row
 
     def known_cases(self) -> dict[UUID, str]:
         """The slug of every case the read model has seen, by case id: names a case in
@@ -336,23 +323,39 @@ class Views:
             ]
 
 
-def _listing(row: Mapping[str, Any], as_of: PartialDate) -> dict[str, Any]:
-    possible: list[str | None]
-    if row["settled_on"] <= as_of.earliest.isoformat():
-        state, certain, since, possible = row["state"], True, row["since"], [row["state"]]
-    else:
-        state, certain, since, possible = _state_from_steps(json.loads(row["steps"]), as_of)
-    return {
-        "case": row["slug"],
-        "title": row["title"],
-        "workflow": row["workflow"],
-        "version": row["version"],
-        "state": state,
-        "certain": certain,
-        "since": since,
-        "possible": possible,
-        "parties": json.loads(row["parties"]),
-    }
+def _listings(
+    fetched: list[tuple[Any, ...]], as_of: PartialDate, state: str | None
+) -> list[dict[str, Any]]:
+    """The listed rows of the fetched cases, those that may be in `state` where given.
+
+    Built in one loop over plain tuples, the parties of every case decoded by a single
+    json.loads of them all (each stored value is one JSON array, written by json.dumps):
+    per-row calls and mappings cost more than the query for thousands of cases."""
+    parties = json.loads(f"[{','.join([row[4] for row in fetched])}]")
+    listed = []
+    for (slug, title, workflow, version, _, stored, since, steps), names in zip(
+        fetched, parties, strict=True
+    ):
+        if steps is None:  # settled by the date asked about: the stored state holds
+            found, certain, possible = stored, True, [stored]
+        else:
+            found, certain, since, possible = _state_from_steps(json.loads(steps), as_of)
+        if state and state not in possible:
+            continue
+        listed.append(
+            {
+                "case": slug,
+                "title": title,
+                "workflow": workflow,
+                "version": version,
+                "state": found,
+                "certain": certain,
+                "since": since,
+                "possible": possible,
+                "parties": names,
+            }
+        )
+    return listed
 
 
 def _state_from_steps(
@@ -376,29 +379,3 @@ def _light_step(earliest: str, latest: str, after: str, text: str, changed: bool
     )
     item = timeline.Item(0, "decision", dt.datetime.min, "", {}, date)
     return timeline.Step(item, None if changed else after, after)
-
-
-def _audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
-    fields: dict[str, Any] = vars(event)
-    if "decision" in fields:
-        detail = fields["decision"].get("trigger") or "open"
-        if event.KIND == "opened":
-            detail = f"open {fields['slug']} ({fields['workflow']} v{fields['workflow_version']})"
-    elif "note" in fields:
-        detail = f"note {fields['note'].get('kind')}"
-    elif event.KIND == "migrated":
-        detail = f"migrate v{fields['from_version']} -> v{fields['to_version']}: {fields['reason']}"
-    else:
-        changed = ", ".join(fields.get("changes") or {})
-        detail = f"{event.KIND} #{fields.get('target')}{f' ({changed})' if changed else ''}"
-        detail += f": {fields.get('why')}"
-    return (
-        position,
-        slug,
-        event.originator_version,
-        event.KIND,
-        detail,
-        event.actor,
-        event.timestamp.isoformat(),
-        fields.get("on_behalf_of"),
-    )

@@ -1,0 +1,203 @@
+"""Work over the whole log shared among processes: `verify` and `rebuild` read and decode every
+stored event, and one Python process does that at a fraction of what the machine can. Each
+part runs in a process of its own (a new interpreter: no connection or lock is inherited)
+that opens the register itself and sends back what it found through a pipe; the caller
+combines the parts in order, so the result is the one a single process gives (tests run both ways).
+
+TWINFLOW_WORKERS sets how many processes (1: all in this one); by default one per core, up to
+four, for logs of at least MIN_EVENTS events (below that, starting processes costs more)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from twinflow.errors import InvalidInput, StorageError, TwinflowError
+
+if TYPE_CHECKING:
+    from twinflow.storage import Location
+
+MIN_EVENTS = 20_000
+MOST = 4
+Emit = Callable[[Any], None]
+
+
+def workers(events: int) -> int:
+    """How many processes to share `events` events among."""
+    configured = os.environ.get("TWINFLOW_WORKERS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise InvalidInput(
+                f"TWINFLOW_WORKERS={configured!r} is not a number of processes: "
+                "give 1 or more, or unset it for one per core"
+            )
+        return int(configured)
+    if events < MIN_EVENTS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MOST))
+
+
+def ranges(recorder: Any, parts: int) -> list[tuple[int, int, int]]:
+    """The log cut into `parts` runs of nearly equal length: (after id, up to id, position of
+    the run's first record), positions counted from 1 in log order."""
+    postgres = type(recorder).__module__.endswith("postgres")
+    if postgres:
+        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+        column, mark = "notification_id", "%s"
+    else:
+        table, column, mark = recorder.events_table_name, "rowid", "?"
+    cuts: list[int] = []
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT COUNT(*) AS n, MAX({column}) AS last FROM {table}")
+        row = cursor.fetchone()
+        total, last = int(row["n"] or 0), int(row["last"] or 0)
+        for k in range(1, parts):
+            cursor.execute(
+                f"SELECT {column} AS id FROM {table} ORDER BY {column} LIMIT 1 OFFSET {mark}",
+                (k * total // parts - 1,),
+            )
+            found = cursor.fetchone()
+            cuts.append(int(found["id"]) if found else last)
+    bounds = [0, *cuts, last]
+    return [
+        (bounds[k], bounds[k + 1], k * total // parts + 1)
+        for k in range(parts)
+        if bounds[k + 1] > bounds[k]
+    ]
+
+
+def run(
+    location: Location,
+    task: str,
+    parts: list[Any],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """Run `task` ("module:function", called as function(register, part, emit, progress))
+    on each part in a process of its own; yields (part index, item) for every item a part
+    emits, as they arrive. A part's failure is raised here, after the others are stopped.
+
+    The processes are fresh interpreters (`python -c`), not multiprocessing's: those import
+    the caller's main module again, which a script using the Python API need not guard."""
+    inbox: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=256)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    workers: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
+    with ExitStack() as files:
+        try:
+            for index, part in enumerate(parts):
+                said = files.enter_context(tempfile.TemporaryFile())  # why a worker failed
+                process = subprocess.Popen(
+                    [sys.executable, "-c", "from twinflow.fanout import serve; serve()"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=said,
+                    env=env,
+                )
+                files.callback(_close, process)
+                assert process.stdin is not None
+                pickle.dump((location, task, part), process.stdin)
+                process.stdin.close()
+                reader = threading.Thread(
+                    target=_relay, args=(process, said, index, inbox), daemon=True
+                )
+                reader.start()
+                workers.append((process, reader))
+            finished = 0
+            while finished < len(workers):
+                kind, index, payload = inbox.get()
+                if kind == "item":
+                    yield index, payload
+                elif kind == "progress":
+                    if progress:
+                        progress(payload)
+                elif kind == "error":
+                    raise payload
+                else:
+                    finished += 1
+        finally:
+            for process, _ in workers:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+            for _, reader in workers:  # each ends with its worker; the queue must not hold it
+                while reader.is_alive():
+                    with suppress(queue.Empty):
+                        while True:
+                            inbox.get_nowait()
+                    reader.join(0.05)
+
+
+def _close(process: subprocess.Popen[bytes]) -> None:
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _relay(
+    process: subprocess.Popen[bytes], said: Any, index: int, inbox: queue.Queue[Any]
+) -> None:
+    """Pass on what one worker sends, then how it ended."""
+    assert process.stdout is not None
+    try:
+        while True:
+            kind, payload = pickle.load(process.stdout)
+            inbox.put((kind, index, payload))
+            if kind in ("done", "error"):
+                return
+    except (EOFError, pickle.UnpicklingError, OSError, ValueError):
+        code = process.wait()
+        said.seek(0)
+        lines = [line for line in said.read().decode(errors="replace").splitlines() if line]
+        why = lines[-1] if lines else f"exit code {code}"
+        failure = StorageError(
+            f"a worker process stopped while reading the log ({why}); run the command "
+            "again, or with TWINFLOW_WORKERS=1"
+        )
+        inbox.put(("error", index, failure))
+
+
+def serve() -> None:
+    """A worker: read (location, task, part) from stdin, send what it finds on stdout."""
+    from twinflow.application import Register
+
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the channel
+
+    def send(kind: str, payload: Any) -> None:
+        pickle.dump((kind, payload), out)
+        out.flush()
+
+    try:
+        location, task, part = pickle.load(sys.stdin.buffer)
+        module, name = task.split(":")
+        function = getattr(import_module(module), name)
+        register = Register(location, create=False, unguarded_ok=True)
+        try:
+            function(
+                register,
+                part,
+                lambda item: send("item", item),
+                lambda done: send("progress", done),
+            )
+        finally:
+            register.close()
+        send("done", None)
+    except BaseException as error:  # reported to the caller, which raises it
+        send("error", _sendable(error))
+
+
+def _sendable(error: BaseException) -> BaseException:
+    """The error itself where it survives the queue, else one that says what it was."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        text = str(error).strip() or type(error).__name__
+        return StorageError(text) if not isinstance(error, TwinflowError) else TwinflowError(text)
+    return error

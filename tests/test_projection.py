@@ -1,0 +1,118 @@
+"""A rebuild of the read models — in one process or shared among several — writes exactly the
+rows that catching up event by event wrote, on both backends; a rebuild that fails leaves the
+read models as they were."""
+
+from __future__ import annotations
+
+import random
+from contextlib import suppress
+from typing import Any
+
+import pytest
+
+from tests.test_performance_paths import _record_randomly
+from twinflow import projection
+from twinflow.application import Register
+from twinflow.errors import RuleViolation
+
+TABLES = {
+    "twinflow_cases": "slug",
+    "twinflow_parties": "party, slug",
+    "twinflow_audit": "position",
+    "twinflow_steps": "slug, idx",
+    "twinflow_position": "name",
+}
+
+
+def _rows(register: Register) -> dict[str, list[tuple[Any, ...]]]:
+    found = {}
+    with register.views.cursor(commit=False) as cursor:
+        for table, order in TABLES.items():
+            cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            found[table] = [tuple(dict(r).values()) for r in cursor.fetchall()]
+    return found
+
+
+def _varied(register: Register) -> None:
+    """Cases whose events interleave along the log: random, imprecise and backdated
+    decisions, notes, a correction, a retraction, shared parties."""
+    rng = random.Random(6)
+    for n in range(4):
+        _record_randomly(register, f"case-{n}", rng, 12)
+    for n in range(4):
+        slug = f"case-{n}"
+        register.note(slug, "letter", on=f"{2010 + n}", party="Brest", summary="a letter")
+        with suppress(RuleViolation):  # where the path allows it
+            register.decide(slug, "reaffirm", by="council", party="Coevorden", on="2013")
+    register.open_case(
+        "with-changes",
+        workflow="twinning",
+        title="Ærø – Brest",
+        parties=["Ærø", "Brest"],
+        by="council",
+        on="2001",
+    )
+    register.decide("with-changes", "suspend", by="executive", party="Brest", on="2020")
+    register.decide("with-changes", "freeze", by="executive", party="Ærø", on="2024-03", reason="r")
+    register.correct("with-changes", 2, why="it was 2022", on="2022")
+    register.retract("with-changes", 3, why="recorded on the wrong case")
+    register.views.catch_up()
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_rebuild_writes_what_catching_up_wrote(
+    register: Register, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    _varied(register)
+    caught_up = _rows(register)
+    assert len(caught_up["twinflow_audit"]) > 30
+    monkeypatch.setenv("TWINFLOW_WORKERS", workers)
+    events = register.views.rebuild()
+    assert events == int(register.events.recorder.max_notification_id())
+    assert _rows(register) == caught_up
+
+
+def test_empty_read_models_are_filled_by_a_rebuild(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an import or restore into a new register, the read models hold nothing: the
+    first catch-up reads the log in case order, as a rebuild does."""
+    _varied(register)
+    caught_up = _rows(register)
+    with register.views.cursor(commit=True) as cursor:
+        for statement in register.views.clear_statements():
+            cursor.execute(statement)
+    monkeypatch.setattr(projection, "CHUNK", 5)
+    called = []
+    original = projection.rebuild
+
+    def spy(register: Register, progress: Any = None) -> int:
+        called.append(register)
+        return original(register, progress)
+
+    monkeypatch.setattr(projection, "rebuild", spy)
+    assert register.views.catch_up() > 0
+    assert len(called) == 1
+    assert _rows(register) == caught_up
+
+
+def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _varied(register)
+    caught_up = _rows(register)
+    monkeypatch.setenv("TWINFLOW_WORKERS", "1")
+    monkeypatch.setattr(projection, "CHUNK", 3)
+    seen = []
+
+    def failing(register: Register, case: Any) -> Any:
+        seen.append(case.slug)
+        if len(seen) == 3:
+            raise RuntimeError("the disk went away")
+        return original(register, case)
+
+    original = projection.path_of
+    monkeypatch.setattr(projection, "path_of", failing)
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        register.views.rebuild()
+    assert _rows(register) == caught_up

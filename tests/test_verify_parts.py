@@ -1,0 +1,138 @@
+"""verify shared among processes gives, word for word, the report of one pass: on untouched
+and tampered registers whose chains cross the cut between runs, on both backends where the
+records can be reached (SQLite here: tampering needs the raw file)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_tamper import tamper
+from twinflow import fanout
+from twinflow.application import Register
+
+
+def _interleaved(register: Register, cases: int = 9, rounds: int = 5) -> None:
+    """Cases whose events alternate along the log, so each chain crosses every cut."""
+    slugs = [f"case-{n}" for n in range(cases)]
+    for slug in slugs:
+        register.open_case(
+            slug, workflow="twinning", title=slug, parties=["A", "B"], by="council", on="2000"
+        )
+    for k in range(rounds):
+        for n, slug in enumerate(slugs):
+            if (n + k) % 2:
+                register.note(
+                    slug, "visit", on=f"{2001 + k}-0{1 + n % 9}", party="A", summary="a visit"
+                )
+            else:
+                register.decide(slug, "reaffirm", by="council", party="A", on=f"{2001 + k}")
+    register.views.catch_up()
+
+
+def _reports(path: Path, monkeypatch: pytest.MonkeyPatch, digest: str | None) -> list[Any]:
+    found = []
+    for workers in ("1", "2", "3", "7"):
+        monkeypatch.setenv("TWINFLOW_WORKERS", workers)
+        register = Register.at(str(path), create=False, unguarded_ok=True)
+        try:
+            found.append(register.verify(digest=digest))
+        finally:
+            register.close()
+    return found
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    path = tmp_path / "register.db"
+    register = Register.at(str(path), create=True)
+    _interleaved(register)
+    register.close()
+    return path
+
+
+def _digest(path: Path) -> str:
+    register = Register.at(str(path), create=False)
+    try:
+        return str(register.digest()["digest"])
+    finally:
+        register.close()
+
+
+def _rowids(path: Path) -> list[int]:
+    with closing(sqlite3.connect(path)) as conn:
+        return [r[0] for r in conn.execute("SELECT rowid FROM stored_events ORDER BY rowid")]
+
+
+TAMPERINGS = {
+    "untouched": None,
+    "edited": "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'visit', "
+    "'visjt') AS BLOB) WHERE rowid IN ({a}, {b})",
+    "deleted": "DELETE FROM stored_events WHERE rowid IN ({a}, {c})",
+    "opening deleted": "DELETE FROM stored_events WHERE rowid = 3",
+    "moved": "UPDATE stored_events SET rowid = 100000 WHERE rowid = {b}",
+    "as text": "UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = {c}",
+    "forged topic": "UPDATE stored_events SET topic = 'os:system' WHERE rowid = {a}",
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERINGS))
+def test_every_share_of_processes_gives_the_one_pass_report(
+    filled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    published = _digest(filled)
+    path = tmp_path / f"{how.replace(' ', '-')}.db"
+    shutil.copy(filled, path)
+    ids = _rowids(path)
+    statement = TAMPERINGS[how]
+    if statement:
+        a, b, c = ids[len(ids) // 3], ids[len(ids) // 2], ids[2 * len(ids) // 3]
+        tamper(path, statement.format(a=a, b=b, c=c))
+    for digest in (None, published):
+        one, *shared = _reports(path, monkeypatch, digest)
+        assert one["events"] > 40
+        assert (how == "untouched") == one["holds"]
+        for other in shared:
+            assert other == one
+
+
+def test_the_worker_count_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWINFLOW_WORKERS", "two")
+    with pytest.raises(Exception, match=r"TWINFLOW_WORKERS='two' is not a number of processes"):
+        fanout.workers(10)
+
+
+def test_small_logs_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TWINFLOW_WORKERS", raising=False)
+    assert fanout.workers(fanout.MIN_EVENTS - 1) == 1
+    assert 1 <= fanout.workers(fanout.MIN_EVENTS) <= fanout.MOST
+
+
+def test_a_failing_worker_is_one_clear_error(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register = Register.at(str(filled), create=False)
+    try:
+        runs = fanout.ranges(register.events.recorder, 2)
+        with pytest.raises(Exception, match="no attribute 'nothing_here'"):
+            list(fanout.run(register.location, "twinflow.verify:nothing_here", runs))
+    finally:
+        register.close()
+
+
+def test_shared_verify_on_both_backends(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interleaved(register, cases=5, rounds=3)
+    published = register.digest()["digest"]
+    reports = []
+    for workers in ("1", "3"):
+        monkeypatch.setenv("TWINFLOW_WORKERS", workers)
+        reports.append(register.verify(digest=published))
+    assert reports[0]["holds"] and reports[0]["events"] == 21
+    assert reports[1] == reports[0]
