@@ -195,6 +195,9 @@ def verify(
 ) -> None:
     """Recompute every hash chain from the stored records; exit 1 naming each broken event.
 
+    Logs of 20,000 events or more are shared among one process per core, up to four
+    (TWINFLOW_WORKERS=N sets how many; 1 on a machine busy with other work).
+
     \b
     Example:
       twinflow verify
