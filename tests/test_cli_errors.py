@@ -948,3 +948,18 @@ def test_a_bad_lock_timeout_is_a_usage_error(
         2,
         f"TWINFLOW_LOCK_TIMEOUT {timeout!r} is not a whole number of seconds: use e.g. 5",
     )
+
+
+def test_an_eventsourcing_setting_in_the_environment_is_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWINFLOW_PERSISTENCE_MODULE", "x")
+    path = tmp_path / "register.db"
+    args = ["--db", str(path), "open", "a-b", "--workflow", "twinning", "--title", "A-B"]
+    args += ["--party", "A", "--party", "B", "--by", "council", "--on", "2000"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Failed to resolve persistence module topic: 'x'")
+    assert "unset that environment variable" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not path.exists()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
 from uuid import UUID
@@ -164,17 +163,17 @@ class Chain:
         """The hash and state written by orjson, or None where orjson refuses a value."""
         builder = self.builder
         iso = timestamp.isoformat()
-        content = {  # integrity.event_hash's, with the id and moment as _plain gives them
-            "kind": layout.hash_topic,
-            "id": self.text,
-            "seq": version,
-            "recorded_at": iso,
-            "actor": builder.actor,
-            "prev": self.last_hash,
-            "fields": fields,
-        }
         try:
-            digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            digest = integrity.event_hash(
+                layout.hash_topic,
+                self.text,  # type: ignore[arg-type]  # the id as text, as _plain gives it
+                version,
+                timestamp,
+                builder.actor,
+                self.last_hash,
+                fields,
+                plain=True,
+            )
             values = {
                 "timestamp": {"_type_": builder.timestamp_name, "_data_": iso},
                 **created,

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     EventStore,
+    InfrastructureFactoryError,
     IntegrityError,
     JSONTranscoder,
     PersistenceError,
@@ -64,6 +65,11 @@ def translated(location: Location) -> Iterator[None]:
         raise
     except PersistenceError as exc:
         raise StorageError(_storage_message(exc, location)) from None
+    except InfrastructureFactoryError as exc:  # an eventsourcing setting in the environment
+        raise StorageError(
+            f"{str(exc).strip()}: twinflow chooses its own storage from --db; unset that "
+            "environment variable (eventsourcing reads TWINFLOW_* and unprefixed names)"
+        ) from None
 
 
 def _storage_message(exc: Exception, location: Location) -> str:
