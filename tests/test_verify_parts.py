@@ -113,9 +113,7 @@ def test_small_logs_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None
     assert 1 <= fanout.workers(fanout.MIN_EVENTS) <= fanout.MOST
 
 
-def test_a_failing_worker_is_one_clear_error(
-    filled: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failing_worker_is_one_clear_error(filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     register = Register.at(str(filled), create=False)
     try:
         runs = fanout.ranges(register.events.recorder, 2)
@@ -136,3 +134,15 @@ def test_shared_verify_on_both_backends(
         reports.append(register.verify(digest=published))
     assert reports[0]["holds"] and reports[0]["events"] == 21
     assert reports[1] == reports[0]
+
+
+def test_more_processes_than_records(register: Register, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWINFLOW_WORKERS", "7")
+    empty = register.verify()
+    assert (empty["holds"], empty["events"]) == (True, 0)
+    register.open_case(
+        "a-b", workflow="twinning", title="A", parties=["A"], by="council", on="2000"
+    )
+    assert fanout.ranges(register.events.recorder, 7) == [(0, 1, 1), (1, 2, 2)]
+    found = register.verify()
+    assert (found["holds"], found["events"], found["cases"]) == (True, 2, 1)

@@ -2,7 +2,7 @@
 stored event, and one Python process does that at a fraction of what the machine can. Each
 part runs in a process of its own (a new interpreter: no connection or lock is inherited)
 that opens the register itself and sends back what it found through a pipe; the caller
-combines the parts in order, so the result is the one a single process gives (tests run both ways).
+combines the parts in order, so the result is the one a single process gives (tested).
 
 TWINFLOW_WORKERS sets how many processes (1: all in this one); by default one per core, up to
 four, for logs of at least MIN_EVENTS events (below that, starting processes costs more)."""
@@ -60,6 +60,7 @@ def ranges(recorder: Any, parts: int) -> list[tuple[int, int, int]]:
         cursor.execute(f"SELECT COUNT(*) AS n, MAX({column}) AS last FROM {table}")
         row = cursor.fetchone()
         total, last = int(row["n"] or 0), int(row["last"] or 0)
+        parts = max(1, min(parts, total))  # never more runs than records
         for k in range(1, parts):
             cursor.execute(
                 f"SELECT {column} AS id FROM {table} ORDER BY {column} LIMIT 1 OFFSET {mark}",
