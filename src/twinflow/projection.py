@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from twinflow import fanout, logread, timeline
@@ -116,34 +117,34 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
             if progress:
                 progress(events)
 
-        if len(parts) == 1:
-            project_part(register, parts[0], write, counted)
-        else:
-            task = "twinflow.projection:project_part"
-            for _, rows in fanout.run(register.location, task, parts, counted):
-                write(rows)
-        views.set_position(cursor, last)
-        if views.kind == "sqlite":
-            _bulk_loaded(cursor, views.create_statements())
+        try:
+            if len(parts) == 1:
+                project_part(register, parts[0], write, counted)
+            else:
+                task = "twinflow.projection:project_part"
+                for _, rows in fanout.run(register.location, task, parts, counted):
+                    write(rows)
+            views.set_position(cursor, last)
+            if views.kind == "sqlite":
+                for statement in views.create_statements():
+                    cursor.execute(statement)  # the indexes again (the tables are there)
+        finally:
+            if views.kind == "sqlite":  # the cache is the connection's, not the transaction's
+                with suppress(Exception):  # never in the way of the error that got here
+                    cursor.execute(f"PRAGMA cache_size = {DEFAULT_CACHE}")
     return done
 
 
 def _bulk_load(cursor: Any, create: Sequence[str]) -> None:
     """SQLite loads a table fastest without its indexes, built afterwards in one sort each,
-    and with a page cache large enough for the pages it touches (measured in
-    bench/RESULTS.md: 3.4 times faster together). Both only for this connection and this
-    transaction; PostgreSQL clerks may not own the tables, so there it loads as it is."""
+    and with a larger page cache (bench/RESULTS.md, fix 15). The indexes are dropped inside
+    the transaction, so a failed rebuild brings them back; PostgreSQL clerks may not own the
+    tables, so there the rows load with the indexes in place."""
     cursor.execute(f"PRAGMA cache_size = -{CACHE_KB}")
     for statement in create:
         if statement.startswith("CREATE INDEX IF NOT EXISTS "):
             name = statement.split()[5]
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
-
-
-def _bulk_loaded(cursor: Any, create: Sequence[str]) -> None:
-    for statement in create:
-        cursor.execute(statement)  # the indexes again (IF NOT EXISTS: the tables are there)
-    cursor.execute(f"PRAGMA cache_size = {DEFAULT_CACHE}")
 
 
 def _id_ranges(parts: int) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
