@@ -49,23 +49,19 @@ def workers(events: int) -> int:
 def ranges(recorder: Any, parts: int) -> list[tuple[int, int, int]]:
     """The log cut into `parts` runs of nearly equal length: (after id, up to id, position of
     the run's first record), positions counted from 1 in log order."""
-    postgres = type(recorder).__module__.endswith("postgres")
-    if postgres:
-        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-        column, mark = "notification_id", "%s"
-    else:
-        table, column, mark = recorder.events_table_name, "rowid", "?"
+    from twinflow.logread import sql  # not at the top: --help never needs it
+
     cuts: list[int] = []
     with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(f"SELECT COUNT(*) AS n, MAX({column}) AS last FROM {table}")
+        cursor.execute(sql(recorder, "SELECT COUNT(*) AS n, MAX({position}) AS last FROM {table}"))
         row = cursor.fetchone()
         total, last = int(row["n"] or 0), int(row["last"] or 0)
         parts = max(1, min(parts, total))  # never more runs than records
+        nth = sql(
+            recorder, "SELECT {position} AS id FROM {table} ORDER BY {position} LIMIT 1 OFFSET ?"
+        )
         for k in range(1, parts):
-            cursor.execute(
-                f"SELECT {column} AS id FROM {table} ORDER BY {column} LIMIT 1 OFFSET {mark}",
-                (k * total // parts - 1,),
-            )
+            cursor.execute(nth, (k * total // parts - 1,))
             found = cursor.fetchone()
             cuts.append(int(found["id"]) if found else last)
     bounds = [0, *cuts, last]

@@ -32,13 +32,11 @@ def batches(
     recorder: Any, after: int = 0, upto: int | None = None, size: int = BATCH
 ) -> Iterator[list[Stored]]:
     """The records after position `after` (up to `upto`), in log order, `size` at a time."""
-    postgres = type(recorder).__module__.endswith("postgres")
-    column, mark = ("notification_id", "%s") if postgres else ("rowid", "?")
-    statement = _statement(
+    postgres = on_postgres(recorder)
+    statement = sql(
         recorder,
-        postgres,
-        f"SELECT {column}, originator_id, originator_version, topic, state FROM {{table}} "
-        f"WHERE {column} > {mark} AND {column} <= {mark} ORDER BY {column} LIMIT {mark}",
+        "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
+        "WHERE {position} > ? AND {position} <= ? ORDER BY {position} LIMIT ?",
     )
     last = upto if upto is not None else 2**62
     while after < last:
@@ -56,23 +54,20 @@ def by_case(
     position `last`, in the order of the store's primary key: each originator's records
     together, by version; `size` at a time. (eventsourcing keeps a UUID as its 32 hex
     digits in SQLite, a uuid in PostgreSQL: both sort as the numbers they are.)"""
-    postgres = type(recorder).__module__.endswith("postgres")
-    mark = "%s" if postgres else "?"
-    column = "notification_id" if postgres else "rowid"
-    where = [f"{column} <= {mark}"]
+    postgres = on_postgres(recorder)
+    where = ["{position} <= ?"]
     bounds: list[Any] = [last]
     for value, test in ((low, ">="), (high, "<")):
         if value is not None:
-            where.append(f"originator_id {test} {mark}")
+            where.append(f"originator_id {test} ?")
             bounds.append(value if postgres else value.hex)
     text = (
-        f"SELECT {column}, originator_id, originator_version, topic, state FROM {{table}} "
-        "WHERE {where} ORDER BY originator_id, originator_version LIMIT " + mark
+        "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
+        "WHERE {where} ORDER BY originator_id, originator_version LIMIT ?"
     )
-    after = f"(originator_id, originator_version) > ({mark}, {mark})"
+    after = "(originator_id, originator_version) > (?, ?)"
     statements = [
-        _statement(recorder, postgres, text.replace("{where}", " AND ".join(w)))
-        for w in (where, [*where, after])
+        sql(recorder, text.replace("{where}", " AND ".join(w))) for w in (where, [*where, after])
     ]
     batch = _select(recorder, postgres, statements[0], (*bounds, size))
     while batch:
@@ -84,15 +79,22 @@ def by_case(
         batch = _select(recorder, postgres, statements[1], params)
 
 
-def _statement(recorder: Any, postgres: bool, text: str) -> Any:
-    if not postgres:
-        return text.replace("{table}", recorder.events_table_name)
+def on_postgres(recorder: Any) -> bool:
+    return type(recorder).__module__.endswith("postgres")
+
+
+def sql(recorder: Any, text: str) -> Any:
+    """A statement on the recorder's events table, written once for both backends: `{table}`
+    is the table, `{position}` its column of log positions, `?` a parameter."""
+    if not on_postgres(recorder):
+        return text.format(table=recorder.events_table_name, position="rowid")
     from psycopg.sql import SQL, Identifier
 
     table = SQL("{}.{}").format(
         Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
     )
-    return SQL(text.replace("{table}", "{}")).format(table)
+    text = text.replace("?", "%s").format(table="{table}", position="notification_id")
+    return SQL(text).format(table=table)
 
 
 def _select(recorder: Any, postgres: bool, statement: Any, params: tuple[Any, ...]) -> list[Stored]:
@@ -175,7 +177,7 @@ class Decoder:
     or class versions) without resolving the topic and the id's type again for every record.
     Anything unusual, including every decoding error, goes to the mapper itself."""
 
-    def __init__(self, mapper: Any, topics: dict[str, type] | None = None) -> None:
+    def __init__(self, mapper: Any) -> None:
         self.mapper = mapper
         plain = type(mapper) is Mapper and mapper.cipher is None and mapper.compressor is None
         self._decode_state: Callable[[bytes], Any] | None = (
