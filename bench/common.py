@@ -115,8 +115,8 @@ def child(name: str, args: list[str]) -> dict[str, Any]:
     result["seconds"] = time.perf_counter() - start
     register.close()
     result["peak_mb"] = peak_mb()
-    # verify and rebuild share large logs among worker processes (TWINFLOW_WORKERS): their
-    # memory counts too, each as much as the largest of them
+    # verify and rebuild share large logs among processes (TWINFLOW_WORKERS): this one and
+    # workers - 1 others, whose memory counts too, each as much as the largest of them
     import resource
 
     from twinflow import fanout
@@ -125,5 +125,5 @@ def child(name: str, args: list[str]) -> dict[str, Any]:
     if result["workers"] > 1:
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         result["workers_peak_mb"] = largest
-        result["peak_mb"] += result["workers"] * largest
+        result["peak_mb"] += (result["workers"] - 1) * largest
     return result

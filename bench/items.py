@@ -203,11 +203,8 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
     else:
         rows.append(Row("e", "verify", None, None, None, why=f"did not hold: {checked}"))
     for what, result in (("rebuild", rebuilt), ("verify", checked)):
-        shared = (
-            f", {result['workers']} worker processes included"
-            if result.get("workers", 1) > 1
-            else ""
-        )
+        others = result.get("workers", 1) - 1  # processes besides the command's own
+        shared = f", {others} worker process{'es' if others > 1 else ''} included" if others else ""
         rows.append(
             Row(
                 "g",

@@ -19,7 +19,7 @@ from twinflow import integrity
 from twinflow.application import Register
 from twinflow.decisions import decision_fields, note_fields
 from twinflow.domain import Case
-from twinflow.eventbytes import Builder, Chain, Record
+from twinflow.eventbytes import Builder, Chain, Record, _iso
 from twinflow.exchange import import_file
 
 TEXTS = [
@@ -309,3 +309,27 @@ def test_a_compressor_the_register_is_set_up_with_is_applied_as_the_mapper_does(
     case = Case.open("z", "T", ["A"], flow, dict(opening), "a")
     assert chain.records == through_domain(monkeypatch, case, steps, "a", None, mapper)
     register.close()
+
+
+def test_the_moment_is_written_as_isoformat_writes_it() -> None:
+    """orjson writes a UTC moment for eventbytes; the text is isoformat's, whole seconds
+    (no microseconds) included. Moments in other zones go to isoformat itself."""
+    rng = random.Random(5)
+    for _ in range(20_000):
+        moment = dt.datetime(
+            rng.randrange(1, 10_000),
+            rng.randrange(1, 13),
+            rng.randrange(1, 29),
+            rng.randrange(24),
+            rng.randrange(60),
+            rng.randrange(60),
+            rng.choice([0, 1, 999_999, rng.randrange(1_000_000)]),
+            tzinfo=dt.UTC,
+        )
+        assert _iso(moment) == moment.isoformat()
+    now = Case.Event.create_timestamp()
+    assert now.tzinfo is dt.UTC  # the clock every case event is stamped with takes the fast way
+    assert _iso(now) == now.isoformat()
+    for zone in (dt.timezone(dt.timedelta(hours=1)), dt.timezone(dt.timedelta(seconds=-37))):
+        moment = dt.datetime(2026, 11, 28, 9, 0, 0, 5, tzinfo=zone)
+        assert _iso(moment) == moment.isoformat()

@@ -1,7 +1,8 @@
 """The import's faster paths keep its promises: the cases a register holds are found with one
 query and take new rows while new cases open beside them; the write copies the spill file in
 one transaction, which a writer that got there first fails as a whole, leaving the register
-usable; the progress bar reaches its totals."""
+usable; the progress bar reaches its totals; the spill gives the checked rows back as they
+went in; the workflow's rules looked up once are its own."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from twinflow import backfill, bulk
+from twinflow import backfill, bulk, rowcheck
 from twinflow.application import Register
+from twinflow.definitions import Library
 from twinflow.domain import case_id
 from twinflow.errors import BadFile, ConflictError
 from twinflow.exchange import import_file
+from twinflow.spill import Spill
 
 HEADER = "case,workflow,action,by,party,decided_on,effective_on,reason,title,parties,summary\n"
 
@@ -158,3 +161,46 @@ def test_half_a_surrogate_pair_in_ndjson_is_reported_not_stored(
         "open row for it, or check the name",
     ]
     assert log(register) == []
+
+
+def test_checked_rows_come_back_from_the_spill_as_they_went_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spill keeps rows as JSON (orjson): each comes back as it went in, odd text
+    included, with its keys in their order and its lists as lists (repr shows both), in case
+    order with the opening first."""
+    sent: dict[int, dict[str, Any]] = {}
+    add_row = Spill.add_row
+
+    def spy(self: Spill, slug: str, **kwargs: Any) -> None:
+        sent[kwargs["line"]] = kwargs["row"]
+        add_row(self, slug, **kwargs)
+
+    monkeypatch.setattr(Spill, "add_row", spy)
+    odd = ["Ærø – ’s-Hertogenbosch", '"q\\', "nul\x00 tab\t", "\u2028", "🚲 𝄞", "\ufffd"]
+    with Spill(tmp_path / "spill.db") as spill:
+        for line, text in enumerate(odd, 2):
+            cells = {"case": "c", "action": "reaffirm", "by": "council", "party": text}
+            cells |= {"decided_on": "2001", "reason": text, "source": [text, "x"]}
+            rowcheck.check(line, cells, spill, [])
+        opening = {"case": "c", "workflow": "twinning", "action": "open", "by": "council"}
+        opening |= {"decided_on": "1990", "title": odd[0], "parties": odd}
+        rowcheck.check(20, opening, spill, [])
+        rowcheck.check(21, {"case": "c", "action": "note:visit"}, spill, [])  # broken
+        ((slug, back),) = list(spill.by_case())
+    assert slug == "c"
+    assert [r.line for r in back] == [20, 21, 2, 3, 4, 5, 6, 7]
+    assert [r.broken for r in back] == [False, True] + [False] * 6
+    assert [repr(r.row) for r in back] == [repr(sent[r.line]) for r in back]
+    assert back[2].row["values"]["sources"] == [odd[0], "x"]
+
+
+@pytest.mark.parametrize("name", ["twinning", "grant", "motion"])
+def test_the_rules_looked_up_once_are_the_workflows_own(name: str) -> None:
+    flow = Library.from_env().get(name)
+    rules = backfill.Rules(flow)
+    for transition in flow.transitions:
+        assert rules.transitions[transition.trigger] is flow.transition(transition.trigger)
+    assert set(rules.transitions) == set(flow.trigger_names)
+    assert rules.bodies == set(flow.body_names)
+    assert rules.notes == set(flow.note_names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,31 @@ def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
     with pytest.raises(RuntimeError, match="the disk went away"):
         register.views.rebuild()
     assert _rows(register) == caught_up
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_shared_rebuild_leaves_no_scratch_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """The scratch files lie beside the register while it runs, and are gone after it,
+    whether it succeeded or failed (here: as their rows were being copied in)."""
+    register = Register.at(str(tmp_path / "register.db"), create=True)
+    try:
+        _varied(register)
+        caught_up = _rows(register)
+        monkeypatch.setenv("TWINFLOW_WORKERS", "3")
+        if fails:
+
+            def failing(*args: Any) -> None:
+                raise RuntimeError("the disk went away")
+
+            monkeypatch.setattr(projection, "_copy_in", failing)
+            with pytest.raises(RuntimeError, match="the disk went away"):
+                register.views.rebuild()
+        else:
+            assert register.views.rebuild() > 30
+        assert _rows(register) == caught_up
+    finally:
+        register.close()
+    left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("register.db")]
+    assert left == []

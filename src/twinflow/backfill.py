@@ -9,7 +9,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from twinflow import bulk, timeline
-from twinflow.definitions import Workflow
+from twinflow.definitions import Transition, Workflow
 from twinflow.domain import Case, Recorded, StoredWorkflow, case_id
 from twinflow.errors import NotFound, TwinflowError
 from twinflow.eventbytes import Builder
@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 
 CHECKING = "checking"
 COLUMN_OF = {"sources": "source"}  # decision fields whose import column has another name
+
+
+class Rules:
+    """What the row checks look up in one workflow version, found once instead of once a
+    row: each trigger's transition (the first of that trigger, as Workflow.transition finds
+    it) and the names of its body and note kinds."""
+
+    def __init__(self, flow: Workflow) -> None:
+        self.transitions: dict[str, Transition] = {}
+        for transition in flow.transitions:
+            self.transitions.setdefault(transition.trigger, transition)
+        self.bodies = frozenset(flow.body_names)
+        self.notes = frozenset(flow.note_names)
 
 
 class Checker:
@@ -42,6 +55,7 @@ class Checker:
         self.empty = not register.events.recorder.max_notification_id()
         self.flows: dict[str, Workflow | str] = {}  # by name; a str says why it cannot be used
         self.unstored: set[str] = set()  # digests of workflow versions no case used yet
+        self.known: dict[str, Rules] = {}  # by workflow digest
         self.now = dt.datetime.now(dt.UTC)
         self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of)
 
@@ -165,7 +179,7 @@ class Checker:
             )
         if row["kind"] == "decision":
             trigger = values["trigger"]
-            transition = flow.transition(trigger)
+            transition = self.rules(flow).transitions.get(trigger)
             if transition is None:
                 self.bad(
                     spilled,
@@ -177,7 +191,7 @@ class Checker:
             else:
                 self.check_body(spilled, values["body"], transition.by, flow, trigger)
                 self.check_requires(spilled, transition.requires, trigger)
-        elif values["kind"] not in flow.note_names:
+        elif values["kind"] not in self.rules(flow).notes:
             self.bad(
                 spilled,
                 "action",
@@ -198,7 +212,7 @@ class Checker:
     def check_body(
         self, spilled: Spilled, body: str, allowed: tuple[str, ...], flow: Workflow, trigger: str
     ) -> None:
-        if body not in flow.body_names:
+        if body not in self.rules(flow).bodies:
             self.bad(
                 spilled,
                 "by",
@@ -213,6 +227,12 @@ class Checker:
                 body,
                 f"may not {trigger} a {flow.name!r} case: allowed: {', '.join(allowed)}",
             )
+
+    def rules(self, flow: Workflow) -> Rules:
+        found = self.known.get(flow.digest)
+        if found is None:
+            found = self.known[flow.digest] = Rules(flow)
+        return found
 
     def check_requires(self, spilled: Spilled, required: tuple[str, ...], trigger: str) -> None:
         for name in required:

@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, Notification, PersistenceE
 
 from twinflow.errors import ConflictError, RuleViolation, StorageError
 from twinflow.exchange import Progress
+from twinflow.storage import attached
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -117,7 +118,9 @@ class Table:
         SPILL_SCHEMA (attached before the transaction begins, as SQLite requires)."""
         datastore = self.recorder.datastore
         opened = (
-            datastore.transaction(commit=True) if attach is None else _attached(datastore, attach)
+            datastore.transaction(commit=True)
+            if attach is None
+            else attached(datastore, {SPILL_SCHEMA: attach})
         )
         try:
             with self.register.translated(), opened as cursor:
@@ -246,21 +249,6 @@ class Table:
                     "MAX(notification_id) IS NOT NULL) FROM {table}"
                 ).format(sequence=sequence, table=self.qualified)
             )
-
-
-@contextmanager
-def _attached(datastore: Any, path: Path) -> Iterator[Any]:
-    """A write transaction on one of the SQLite register's connections, with `path`
-    attached to it for its duration."""
-    with datastore.get_connection(commit=True) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ATTACH DATABASE ? AS {SPILL_SCHEMA}", (str(path),))
-        try:
-            with connection.transaction(commit=True) as cursor:
-                yield cursor
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DETACH DATABASE {SPILL_SCHEMA}")
 
 
 def _sqlite_row(event: StoredEvent, positions: bool) -> tuple[Any, ...]:

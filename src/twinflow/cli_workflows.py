@@ -199,9 +199,7 @@ def _label(flow: Workflow, what: str, name: str, lang: str) -> str:
     show_default=True,
     help="mermaid and dot are text; svg and png need graphviz's `dot` program.",
 )
-@click.option(
-    "--output", "-o", type=PathType(dir_okay=False), help="Write to this file."
-)
+@click.option("--output", "-o", type=PathType(dir_okay=False), help="Write to this file.")
 @pass_settings
 def diagram_workflow(
     settings: Settings, name: str, version: int | None, fmt: str, output: Path | None

@@ -1,11 +1,13 @@
 """Work over the whole log shared among processes: `verify` and `rebuild` read and decode every
-stored event, and one Python process does that at a fraction of what the machine can. Each
-part runs in a process of its own (a new interpreter: no connection or lock is inherited)
-that opens the register itself and sends back what it found through a pipe; the caller
-combines the parts in order, so the result is the one a single process gives (tested).
+stored event, and one Python process does that at a fraction of what the machine can. The
+caller does the first part itself; each other part runs in a process of its own (a new
+interpreter: no connection or lock is inherited) that opens the register itself and sends
+back what it found through a pipe; the caller combines the parts in order, so the result is
+the one a single process gives (tested).
 
-TWINFLOW_WORKERS sets how many processes (1: all in this one); by default one per core, up to
-four, for logs of at least MIN_EVENTS events (below that, starting processes costs more)."""
+TWINFLOW_WORKERS sets how many processes share the work, the caller's included (1: all in
+this one); by default one per core, up to four, for logs of at least MIN_EVENTS events
+(below that, starting processes costs more)."""
 
 from __future__ import annotations
 
@@ -77,19 +79,38 @@ def run(
     task: str,
     parts: list[Any],
     progress: Callable[[int], None] | None = None,
+    *,
+    here: Callable[[Any, Callable[[int], None]], None] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run `task` ("module:function", called as function(register, part, emit, progress))
-    on each part in a process of its own; yields (part index, item) for every item a part
-    emits, as they arrive. A part's failure is raised here, after the others are stopped.
+    on each part in a process of its own; yields (part index, item) for every item the parts
+    emit, part after part, each part's items in the order it sent them. With `here`, this
+    process does the first part itself, here(part, progress), while the others run, so it
+    uses its core instead of waiting. A part's failure is raised here, the others stopped.
 
-    The processes are fresh interpreters (`python -c`), not multiprocessing's: those import
-    the caller's main module again, which a script using the Python API need not guard."""
-    inbox: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=256)
+    A process waits once it has sent a few items its caller has not taken yet, so nothing
+    piles up in memory. The processes are fresh interpreters (`python -c`), not
+    multiprocessing's: those import the caller's main module again, which a script using
+    the Python API need not guard."""
+    first = 1 if here is not None and parts else 0
+    ticks: queue.SimpleQueue[int] = queue.SimpleQueue()  # progress the processes report
+    failed: list[BaseException] = []
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    workers: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
+    workers: list[tuple[subprocess.Popen[bytes], threading.Thread, queue.Queue[Any]]] = []
+
+    def told(done: int = 0) -> None:
+        """Pass on progress (this process's `done`, and the others'), in this thread."""
+        with suppress(queue.Empty):
+            while True:
+                done += ticks.get_nowait()
+        if done and progress:
+            progress(done)
+        if failed:
+            raise failed[0]
+
     with ExitStack() as files:
         try:
-            for index, part in enumerate(parts):
+            for part in parts[first:]:
                 said = files.enter_context(tempfile.TemporaryFile())  # why a worker failed
                 process = subprocess.Popen(
                     [sys.executable, "-c", "from twinflow.fanout import serve; serve()"],
@@ -102,34 +123,42 @@ def run(
                 assert process.stdin is not None
                 pickle.dump((location, task, part), process.stdin)
                 process.stdin.close()
+                box: queue.Queue[Any] = queue.Queue(maxsize=HELD)
                 reader = threading.Thread(
-                    target=_relay, args=(process, said, index, inbox), daemon=True
+                    target=_relay, args=(process, said, box, ticks, failed), daemon=True
                 )
                 reader.start()
-                workers.append((process, reader))
-            finished = 0
-            while finished < len(workers):
-                kind, index, payload = inbox.get()
-                if kind == "item":
-                    yield index, payload
-                elif kind == "progress":
-                    if progress:
-                        progress(payload)
-                elif kind == "error":
-                    raise payload
-                else:
-                    finished += 1
+                workers.append((process, reader, box))
+            if here is not None and first:
+                here(parts[0], told)
+            for index, (_, _, box) in enumerate(workers, start=first):
+                while True:
+                    try:
+                        kind, payload = box.get(timeout=0.1)
+                    except queue.Empty:
+                        told()
+                        continue
+                    if kind == "item":
+                        yield index, payload
+                    elif kind == "error":
+                        raise payload
+                    else:
+                        break
+            told()
         finally:
-            for process, _ in workers:
+            for process, _, _ in workers:
                 if process.poll() is None:
                     process.kill()
                 process.wait()
-            for _, reader in workers:  # each ends with its worker; the queue must not hold it
+            for _, reader, box in workers:  # each ends with its worker; its box must not hold it
                 while reader.is_alive():
                     with suppress(queue.Empty):
                         while True:
-                            inbox.get_nowait()
+                            box.get_nowait()
                     reader.join(0.05)
+
+
+HELD = 4  # items a process may send ahead of its caller
 
 
 def _close(process: subprocess.Popen[bytes]) -> None:
@@ -138,14 +167,23 @@ def _close(process: subprocess.Popen[bytes]) -> None:
 
 
 def _relay(
-    process: subprocess.Popen[bytes], said: Any, index: int, inbox: queue.Queue[Any]
+    process: subprocess.Popen[bytes],
+    said: Any,
+    box: queue.Queue[Any],
+    ticks: queue.SimpleQueue[int],
+    failed: list[BaseException],
 ) -> None:
     """Pass on what one worker sends, then how it ended."""
     assert process.stdout is not None
     try:
         while True:
             kind, payload = pickle.load(process.stdout)
-            inbox.put((kind, index, payload))
+            if kind == "progress":
+                ticks.put(payload)
+                continue
+            if kind == "error":
+                failed.append(payload)
+            box.put((kind, payload))
             if kind in ("done", "error"):
                 return
     except (EOFError, pickle.UnpicklingError, OSError, ValueError):
@@ -157,7 +195,8 @@ def _relay(
             f"a worker process stopped while reading the log ({why}); run the command "
             "again, or with TWINFLOW_WORKERS=1"
         )
-        inbox.put(("error", index, failure))
+        failed.append(failure)
+        box.put(("error", failure))
 
 
 def serve() -> None:

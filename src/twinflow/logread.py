@@ -55,28 +55,32 @@ def by_case(
     together, by version; `size` at a time. (eventsourcing keeps a UUID as its 32 hex
     digits in SQLite, a uuid in PostgreSQL: both sort as the numbers they are.)"""
     postgres = on_postgres(recorder)
-    where = ["{position} <= ?"]
-    bounds: list[Any] = [last]
-    for value, test in ((low, ">="), (high, "<")):
-        if value is not None:
-            where.append(f"originator_id {test} ?")
-            bounds.append(value if postgres else value.hex)
-    text = (
-        "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
-        "WHERE {where} ORDER BY originator_id, originator_version LIMIT ?"
-    )
-    after = "(originator_id, originator_version) > (?, ?)"
-    statements = [
-        sql(recorder, text.replace("{where}", " AND ".join(w))) for w in (where, [*where, after])
-    ]
-    batch = _select(recorder, postgres, statements[0], (*bounds, size))
+
+    def select(conditions: list[str], params: list[Any]) -> list[Stored]:
+        where = " AND ".join(["{position} <= ?", *conditions])
+        statement = sql(
+            recorder,
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {where} ORDER BY originator_id, originator_version LIMIT ?",
+        )
+        return _select(recorder, postgres, statement, (last, *params, size))
+
+    def key(value: UUID) -> Any:
+        return value if postgres else value.hex
+
+    below, high_key = (["originator_id < ?"], [key(high)]) if high is not None else ([], [])
+    if low is None:
+        batch = select(below, high_key)
+    else:
+        batch = select(["originator_id >= ?", *below], [key(low), *high_key])
     while batch:
         yield batch
         if len(batch) < size:
             return
-        key = batch[-1].originator_id
-        params = (*bounds, key if postgres else key.hex, batch[-1].originator_version, size)
-        batch = _select(recorder, postgres, statements[1], params)
+        # The next record's key alone is the lower bound now: given `originator_id >= low`
+        # too, SQLite's planner takes that one and scans from `low` again for every batch.
+        at = [key(batch[-1].originator_id), batch[-1].originator_version]
+        batch = select(["(originator_id, originator_version) > (?, ?)", *below], at + high_key)
 
 
 def on_postgres(recorder: Any) -> bool:

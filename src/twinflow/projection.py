@@ -2,19 +2,22 @@
 
 A rebuild reads the log in case order (the store's primary key) rather than in log order, so
 that each case is folded exactly once, from its own events, with nothing kept between cases.
-The cases are shared among processes by ranges of case ids (fanout.py); each process sends
-back the rows of its cases, and this process writes them all in one transaction: until it
-commits, readers see the read models as they were, and an interrupted rebuild leaves them so."""
+The cases are shared among processes by ranges of case ids (fanout.py), and this process
+writes all their rows in one transaction: until it commits, readers see the read models as
+they were, and an interrupted rebuild leaves them so."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, closing, contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twinflow import fanout, logread, timeline
+from twinflow import fanout, logread, storage, timeline
 from twinflow import steps as step_rows
 from twinflow.domain import Case, replay
 
@@ -94,45 +97,114 @@ def audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
 
 def rebuild(register: Register, progress: Callable[[int], None] | None = None) -> int:
     """Empty every read model and fill it again from the log; returns how many events the
-    log held. One transaction: all of it, or (on any failure) the read models as they were."""
+    log held. One transaction: all of it, or (on any failure) the read models as they were.
+
+    A long log is shared among processes (fanout.py) by ranges of case ids, this one doing
+    the first. Each range's rows go to a scratch SQLite file, unindexed, which SQLite copies
+    into the read models in one sorted pass per table (bench/RESULTS.md, fix 19); on
+    PostgreSQL this process writes its own rows straight in and copies the others'."""
     recorder = register.events.recorder
     views = register.views
     last = int(recorder.max_notification_id() or 0)
-    parts = [(low, high, last) for low, high in _id_ranges(fanout.workers(last))]
+    ranges = _id_ranges(fanout.workers(last))
+    sqlite = views.kind == "sqlite"
     done = 0
-    with views.cursor(commit=True) as cursor:
+
+    def counted(events: int) -> None:
+        nonlocal done
+        done += events
+        if progress:
+            progress(events)
+
+    with ExitStack() as stack:
+        scratch = _scratch_files(stack, register, len(ranges) - (0 if sqlite else 1))
+        cursor = stack.enter_context(_transaction(register, scratch))
         for statement in views.clear_statements():
             cursor.execute(statement)
-        if views.kind == "sqlite":  # see _bulk_load
+        if sqlite:  # see _bulk_load
             _bulk_load(cursor, views.create_statements())
         else:  # this transaction waits for the processes reading the log: no idle timeout
             cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
 
-        def write(rows: Rows) -> None:
-            _insert(cursor, views.sql, rows)
-
-        def counted(events: int) -> None:
-            nonlocal done
-            done += events
-            if progress:
-                progress(events)
+        def here(part: Part, told: Callable[[int], None]) -> None:
+            project_part(register, part, lambda rows: _insert(cursor, views.sql, rows), told)
 
         try:
+            files: list[Path | None] = [*scratch] if sqlite else [None, *scratch]
+            parts: list[Part] = [
+                (low, high, last, str(path) if path else None)
+                for (low, high), path in zip(ranges, files, strict=True)
+            ]
             if len(parts) == 1:
-                project_part(register, parts[0], write, counted)
+                here(parts[0], counted)
             else:
                 task = "twinflow.projection:project_part"
-                for _, rows in fanout.run(register.location, task, parts, counted):
-                    write(rows)
+                for _ in fanout.run(register.location, task, parts, counted, here=here):
+                    pass  # the others write their scratch files
+            _copy_in(cursor, views.sql, scratch, sqlite)
             views.set_position(cursor, last)
-            if views.kind == "sqlite":
+            if sqlite:
                 for statement in views.create_statements():
                     cursor.execute(statement)  # the indexes again (the tables are there)
         finally:
-            if views.kind == "sqlite":  # the cache is the connection's, not the transaction's
+            if sqlite:  # the cache is the connection's, not the transaction's
                 with suppress(Exception):  # never in the way of the error that got here
                     cursor.execute(f"PRAGMA cache_size = {DEFAULT_CACHE}")
     return done
+
+
+Part = tuple[uuid.UUID | None, uuid.UUID | None, int, str | None]  # low, high, last, scratch
+SCRATCH = "twinflow_scratch"  # the schema names of the scratch files, numbered
+
+
+def _scratch_files(stack: ExitStack, register: Register, count: int) -> list[Path]:
+    """`count` files with the read models' tables, without keys or indexes (rows are only
+    appended), in a folder removed on leaving: beside a SQLite register (its disk, not a
+    /tmp that may be memory), else the system's."""
+    if not count:
+        return []
+    near = register.location.path.parent if register.location.path else None
+    folder = Path(
+        stack.enter_context(tempfile.TemporaryDirectory(dir=near, prefix=".twinflow-rebuild-"))
+    )
+    files = [folder / f"part-{number}.db" for number in range(count)]
+    for path in files:
+        with closing(sqlite3.connect(path)) as conn:
+            for table, columns in TABLES:
+                conn.execute(f"CREATE TABLE {table} ({columns})")
+            conn.commit()
+    return files
+
+
+@contextmanager
+def _transaction(register: Register, scratch: Sequence[Path]) -> Iterator[Any]:
+    """The rebuild's transaction; on SQLite with the scratch files attached to it."""
+    if register.views.kind != "sqlite":
+        with register.views.cursor(commit=True) as cursor:
+            yield cursor
+        return
+    datastore = register.events.recorder.datastore  # type: ignore[attr-defined]
+    files = {f"{SCRATCH}{number}": path for number, path in enumerate(scratch)}
+    with register.translated(), storage.attached(datastore, files) as cursor:
+        yield cursor
+
+
+def _copy_in(cursor: Any, sql: Callable[[str], str], scratch: Sequence[Path], sqlite: bool) -> None:
+    """The rows of the scratch files into the read models: on SQLite by SQLite itself, all
+    the files together in the order of each table's key, so every row is appended to its
+    B-tree; on PostgreSQL read and written a chunk at a time."""
+    for table, columns in TABLES if scratch else ():
+        if sqlite:
+            parts = " UNION ALL ".join(
+                f"SELECT {columns} FROM {SCRATCH}{number}.{table}" for number in range(len(scratch))
+            )
+            cursor.execute(f"INSERT INTO main.{table} ({columns}) {parts} ORDER BY {KEYS[table]}")
+            continue
+        for path in scratch:
+            with closing(sqlite3.connect(path)) as source:
+                found = source.execute(f"SELECT {columns} FROM {table}")
+                while rows := found.fetchmany(CHUNK):
+                    _insert_rows(cursor, sql, table, columns, rows)
 
 
 def _bulk_load(cursor: Any, create: Sequence[str]) -> None:
@@ -157,30 +229,50 @@ def _id_ranges(parts: int) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
 
 def project_part(
     register: Register,
-    part: tuple[uuid.UUID | None, uuid.UUID | None, int],
+    part: Part,
     emit: Callable[[Rows], None],
     progress: Callable[[int], None],
 ) -> None:
     """The read-model rows of every case whose id is in [low, high), from the events up to
-    position `last`, sent in chunks."""
-    low, high, last = part
+    position `last`, passed to `emit` in chunks, or written to the scratch file if the part
+    names one (in a worker process)."""
+    low, high, last, scratch = part
+    if scratch is None:
+        _project(register, low, high, last, emit, progress)
+        return
+    with closing(sqlite3.connect(scratch, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        _project(register, low, high, last, lambda rows: _insert(conn, _as_is, rows), progress)
+        conn.execute("COMMIT")
+
+
+def _project(
+    register: Register,
+    low: uuid.UUID | None,
+    high: uuid.UUID | None,
+    last: int,
+    emit: Callable[[Rows], None],
+    progress: Callable[[int], None],
+) -> None:
     decode = logread.Decoder(register.events.mapper)
-    rows: Rows = {"cases": [], "parties": [], "audit": [], "steps": []}
+    rows: Rows = {table: [] for table, _ in TABLES}
     pending = 0
     for records in _cases(register.events.recorder, low, high, last, progress):
         events = [decode(r) for r in records]
         case: Case = replay(None, events)
         steps = path_of(register, case)
-        rows["cases"].append(case_row(case, steps))
-        rows["parties"] += [(party, case.slug) for party in dict.fromkeys(case.parties)]
-        rows["audit"] += [
+        rows["twinflow_cases"].append(case_row(case, steps))
+        rows["twinflow_parties"] += [(party, case.slug) for party in dict.fromkeys(case.parties)]
+        rows["twinflow_audit"] += [
             audit_row(r.id, case.slug, e) for r, e in zip(records, events, strict=True)
         ]
-        rows["steps"] += step_rows.rows_of(case.slug, steps)
+        rows["twinflow_steps"] += step_rows.rows_of(case.slug, steps)
         pending += len(records)
         if pending >= CHUNK:
             emit(rows)
-            rows, pending = {name: [] for name in rows}, 0
+            rows, pending = {table: [] for table in rows}, 0
     if pending:
         emit(rows)
 
@@ -208,14 +300,32 @@ def _cases(
         yield held
 
 
+TABLES = (  # the read models' tables a rebuild fills, and their columns
+    ("twinflow_cases", CASE_COLUMNS),
+    ("twinflow_parties", "party, slug"),
+    ("twinflow_audit", AUDIT_COLUMNS),
+    ("twinflow_steps", step_rows.COLUMNS),
+)
+KEYS = {  # their primary keys
+    "twinflow_cases": "slug",
+    "twinflow_parties": "party, slug",
+    "twinflow_audit": "position",
+    "twinflow_steps": "slug, idx",
+}
+
+
+def _as_is(statement: str) -> str:
+    return statement
+
+
 def _insert(cursor: Any, sql: Callable[[str], str], rows: Rows) -> None:
-    for table, columns in (
-        ("twinflow_cases", CASE_COLUMNS),
-        ("twinflow_parties", "party, slug"),
-        ("twinflow_audit", AUDIT_COLUMNS),
-        ("twinflow_steps", step_rows.COLUMNS),
-    ):
-        found = rows[table.removeprefix("twinflow_")]
-        if found:
-            marks = ", ".join("?" * len(columns.split(",")))
-            cursor.executemany(sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), found)
+    for table, columns in TABLES:
+        if rows[table]:
+            _insert_rows(cursor, sql, table, columns, rows[table])
+
+
+def _insert_rows(
+    cursor: Any, sql: Callable[[str], str], table: str, columns: str, rows: Sequence[Any]
+) -> None:
+    marks = ", ".join("?" * len(columns.split(",")))
+    cursor.executemany(sql(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), rows)

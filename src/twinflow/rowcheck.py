@@ -26,6 +26,12 @@ DECISION_ONLY = (
     "reference",
     "reason",
 )
+# The cells each kind of row needs.
+NEEDED = {
+    "open": ("workflow", "title", "by"),
+    "decision": ("by", "party"),
+    "note": ("summary",),
+}
 Cells = dict[str, Any]
 # Parsed dates by their text: an archive repeats a few hundred dates over many rows.
 DATES: dict[str, PartialDate] = {}
@@ -123,12 +129,7 @@ def _parties(value: Any, bad: Any) -> list[str]:
 
 def _check_columns(kind: str, cells: Cells, bad: Any) -> None:
     """Required cells per kind of row, and cells a kind of row has no place for."""
-    needed = {
-        "open": ("workflow", "title", "by"),
-        "decision": ("by", "party"),
-        "note": ("summary",),
-    }.get(kind, ())
-    for column in needed:
+    for column in NEEDED.get(kind, ()):
         if column not in cells:
             bad(column, None, f"is empty: a{'n' if kind == 'open' else ''} {kind} row needs it")
     if kind != "open":

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,21 @@ def install(cursor: Any, kind: str, event_table: str) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (SCHEMA_VERSION,),
     )
+
+
+@contextmanager
+def attached(datastore: Any, files: Mapping[str, Path]) -> Iterator[Any]:
+    """A write transaction on one of a SQLite register's connections, with each of `files`
+    attached to it under its schema name for the transaction's duration (SQLite attaches
+    only outside a transaction)."""
+    with datastore.get_connection(commit=True) as connection:
+        with connection.cursor() as cursor:
+            for name, path in files.items():
+                cursor.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+        try:
+            with connection.transaction(commit=True) as cursor:
+                yield cursor
+        finally:
+            with connection.cursor() as cursor:
+                for name in files:
+                    cursor.execute(f"DETACH DATABASE {name}")

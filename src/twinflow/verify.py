@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
@@ -58,10 +59,13 @@ class Broken:
 class Chain:
     """What the next stored event of one case (or workflow) must continue from."""
 
-    name: str
+    name: str | None  # None where its events do not name it (see `label`)
     kind: str  # case | workflow
     last_seq: int = 0
-    last_hash: str | None = ""  # None where the previous record could not be decoded
+    last_hash: Any = ""  # as `packed` left it; None where the previous record was no evidence
+
+    def label(self, chain_id: Any) -> str:
+        return self.name or f"{self.kind} {chain_id}"
 
 
 @dataclass
@@ -141,7 +145,7 @@ def verify(
         return report
     parts = fanout.workers(recorder.max_notification_id() or 0) if location else 1
     if location is not None and parts > 1:
-        last_id = _in_parts(location, recorder, report, names or {}, parts, progress)
+        last_id = _in_parts(location, recorder, checker, parts, progress)
         seen.compare(report, last_id)
         if expected is not None:
             report.digest = _compare(expected, _prefix(recorder, expected[0], None), report)
@@ -165,30 +169,29 @@ def verify(
 @dataclass
 class Witnesses:
     """What the read models remember having seen of the log: the last notification id they
-    took in, the last seq of each case, and for each audited case its highest seq and first
-    position. More than the log now holds, and events were deleted, even at the tail where
-    no gap shows. The positions of the missing ones are looked up only for those cases: a
-    map of every audited event would hold a million entries for a million events."""
+    took in, and the highest seq of each case (in its row or its audit trail). More than the
+    log now holds, and events were deleted, even at the tail where no gap shows. Only one
+    number per case is kept (a hundred thousand cases may be read); where the missing events
+    were, and the order to name their cases in, is looked up for those cases alone."""
 
     position: int = 0
-    last_seq: dict[str, int] = field(default_factory=dict)
-    audited: dict[str, tuple[int, int]] = field(default_factory=dict)  # slug: (seq, first)
-    positions: Callable[[str, int], dict[int, int]] = lambda slug, after: {}
+    last_seq: dict[str, int] = field(default_factory=dict)  # slug: the last seq seen
+    audited: Callable[[str, int], tuple[int, dict[int, int]]] = lambda slug, after: (0, {})
 
     def compare(self, report: Report, last_id: int | None) -> None:
         """Add a broken event to `report` for each one seen but no longer in the log;
         `last_id` is the log's last notification id (None where one case was read)."""
-        held = {i: c.last_seq for i, c in report.chains.items() if c.kind == "case"}
-        wanted: dict[str, int] = dict(self.last_seq)
-        for slug, (seq, _) in self.audited.items():
-            wanted[slug] = max(wanted.get(slug, 0), seq)
-        missing = {s: held.get(case_id(s), 0) for s in wanted}
-        missing = {s: have for s, have in missing.items() if have < wanted[s]}
-        first = {s: self.audited[s][1] for s in missing if s in self.audited}
+        missing: dict[str, int] = {}  # slug: the last seq the log holds
+        for slug, wanted in self.last_seq.items():
+            chain = report.chains.get(case_id(slug))
+            have = chain.last_seq if chain is not None and chain.kind == "case" else 0
+            if have < wanted:
+                missing[slug] = have
+        found = {s: self.audited(s, have) for s, have in missing.items()}
         named: set[int] = set()
-        for slug in sorted(missing, key=lambda s: (first.get(s, 0), s)):
-            positions = self.positions(slug, missing[slug])
-            for seq in range(missing[slug] + 1, wanted[slug] + 1):
+        for slug in sorted(missing, key=lambda s: (found[s][0], s)):
+            positions = found[slug][1]
+            for seq in range(missing[slug] + 1, self.last_seq[slug] + 1):
                 position = positions.get(seq, 0)
                 named.add(position)
                 report.broken.append(Broken(f"case {slug!r}", seq, position, (DELETED,)))
@@ -210,33 +213,33 @@ def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
             cursor.execute("SELECT position FROM twinflow_position WHERE name = 'cases'")
             row = cursor.fetchone()
             found.position = int(row["position"] or 0) if row else 0
-            cursor.execute(f"SELECT slug, last_seq FROM twinflow_cases{where}", params)
-            for row in cursor.fetchall():
-                found.last_seq[str(row["slug"])] = int(row["last_seq"] or 0)
             cursor.execute(
-                "SELECT slug, MAX(seq) AS seq, MIN(position) AS first "
-                f"FROM twinflow_audit{where} GROUP BY slug",
-                params,
+                "SELECT slug, MAX(seq) AS seq FROM ("
+                f"SELECT slug, last_seq AS seq FROM twinflow_cases{where} UNION ALL "
+                f"SELECT slug, MAX(seq) AS seq FROM twinflow_audit{where} GROUP BY slug"
+                ") AS seen GROUP BY slug",
+                params * 2,
             )
-            for row in cursor.fetchall():
-                found.audited[str(row["slug"])] = (int(row["seq"]), int(row["first"]))
+            rows = iter(cursor.fetchone, None)  # one by one: no list of them all at once
+            found.last_seq = {str(r["slug"]): int(r["seq"] or 0) for r in rows}
     except Exception:  # no read models (yet): no witnesses, the chains are still checked
         return Witnesses()
 
-    def positions(slug: str, after: int) -> dict[int, int]:
-        """The audited positions of a case's events after seq `after`."""
+    def audited(slug: str, after: int) -> tuple[int, dict[int, int]]:
+        """A case's first audited position, and the positions of its events after `after`."""
         try:
             with datastore.transaction(commit=False) as cursor:
                 cursor.execute(
-                    "SELECT seq, position FROM twinflow_audit "
-                    f"WHERE slug = {mark} AND seq > {mark}",
-                    (slug, after),
+                    "SELECT seq, position FROM twinflow_audit WHERE slug = "
+                    f"{mark} ORDER BY position",
+                    (slug,),
                 )
-                return {int(r["seq"]): int(r["position"]) for r in cursor.fetchall()}
+                rows = [(int(r["seq"]), int(r["position"])) for r in cursor.fetchall()]
         except Exception:  # read before, unreadable now: the events are named without it
-            return {}
+            return 0, {}
+        return (rows[0][1] if rows else 0), {seq: at for seq, at in rows if seq > after}
 
-    found.positions = positions
+    found.audited = audited
     return found
 
 
@@ -309,92 +312,102 @@ def _gone(position: int, slug: str, seq: int) -> str:
 
 
 @dataclass
-class Part:
-    """What one process found in its run of the log (check_part)."""
+class RunEnd:
+    """What one process found in its run of the log besides its chains (check_part)."""
 
     events: int
-    chains: dict[Any, Chain]
     broken: list[tuple[Any, Broken]]  # with the id of each one's chain
-    deferred: list[Seen]  # the first record of each chain in the run, not yet judged
     last_id: int
 
 
+CHAINS_SENT = 5000  # chains per message from a run's process: the caller joins them as they come
+
+
 def check_part(register: Register, part: tuple[int, int, int], emit: Any, progress: Any) -> None:
-    """In a process of its own: check one run of the log, as far as it can alone (chains
-    are named from their events; the caller names the others from the read models)."""
+    """In a process of its own: check one run of the log as far as it can alone, then send
+    each chain as the run leaves it, with its first record in the run, which only the caller
+    can judge (it knows how the runs before left the chain), and then a RunEnd. Chains are
+    named from their events; the caller names the others from the read models."""
     after, upto, position = part
     report, last_id = Report(), after
-    # The first run is judged on its own, as nothing precedes it; the others leave the first
-    # record of each chain aside for the caller.
-    checker = _Checker(register.events.mapper, report, {}, partial=after > 0)
+    checker = _Checker(register.events.mapper, report, {}, partial=True)
     for batch in logread.batches(register.events.recorder, after=after, upto=upto):
         for record in batch:
             checker.check(record, position)
             position += 1
         last_id = batch[-1].id
         progress(len(batch))
-    broken = list(zip(checker.owners, report.broken, strict=True))
-    emit(Part(report.events, report.chains, broken, checker.deferred, last_id))
+    chunk: list[tuple[Any, Chain, Seen]] = []
+    # each chain's first record was set aside as the chain began: the same order
+    for (chain_id, chain), seen in zip(report.chains.items(), checker.deferred, strict=True):
+        chunk.append((chain_id, chain, seen))
+        if len(chunk) == CHAINS_SENT:
+            emit(chunk)
+            chunk = []
+    if chunk:
+        emit(chunk)
+    emit(RunEnd(report.events, list(zip(checker.owners, report.broken, strict=True)), last_id))
 
 
 def _in_parts(
     location: Location,
     recorder: Any,
-    report: Report,
-    names: Mapping[Any, str],
+    checker: _Checker,
     parts: int,
     progress: Progress | None,
 ) -> int:
-    """Check the log in runs, one process each, and join what they found in log order: the
-    first record of each chain in a run is judged against the chain as the runs before it
-    left it, so the report is the one a single pass gives."""
+    """Check the first run of the log here and the others in processes of their own, and
+    join what they found in log order: the first record of each chain in a run is judged
+    against the chain as the runs before it left it, so the report is the one a single pass
+    gives. Returns the last notification id read."""
+    report, names = checker.report, checker.names
+    last_id = 0
+
+    def first(run: tuple[int, int, int], told: Progress) -> None:
+        nonlocal last_id
+        after, upto, position = run
+        for batch in logread.batches(recorder, after=after, upto=upto):
+            for record in batch:
+                checker.check(record, position)
+                position += 1
+            last_id = batch[-1].id
+            told(len(batch))
+
     runs = fanout.ranges(recorder, parts)
-    waiting: dict[int, Part] = {}
-    joined, last_id = 0, 0
-    for index, item in fanout.run(location, "twinflow.verify:check_part", runs, progress):
-        waiting[index] = item
-        while joined in waiting:  # each run as soon as those before it are in, then let go
-            result = waiting.pop(joined)
-            _join(report, result, names)
-            last_id = max(last_id, result.last_id)
-            joined += 1
+    broken: list[Broken] = []  # of the run being joined
+    for _, item in fanout.run(location, "twinflow.verify:check_part", runs, progress, here=first):
+        if not isinstance(item, RunEnd):
+            broken += _join(report, item, names)
+            continue
+        report.events += item.events
+        for owner, one in item.broken:
+            label = report.chains[owner].label(owner)
+            if one.name != label:  # as the single pass names it
+                one = replace(one, name=label)
+            broken.append(one)
+        report.broken += sorted(broken, key=lambda b: b.position)
+        broken = []
+        last_id = max(last_id, item.last_id)
     return last_id
 
 
-def _join(report: Report, result: Part, names: Mapping[Any, str]) -> None:
-    """Add one run's findings to the report of the runs before it."""
-    report.events += result.events
-    broken: list[Broken] = []
-    for seen in result.deferred:
-        chain = report.chains.get(seen.chain_id)
-        if chain is None:
-            ours = result.chains[seen.chain_id]
-            chain = Chain(_named(ours, seen.chain_id, names), ours.kind)
-            report.chains[seen.chain_id] = chain
-            problems = judge(chain, True, seen)
-        else:
-            problems = judge(chain, False, seen)
-        if problems:
-            broken.append(Broken(chain.name, seen.seq, seen.position, problems))
-    for chain_id, ours in result.chains.items():
+def _join(
+    report: Report, chains: list[tuple[Any, Chain, Seen]], names: Mapping[Any, str]
+) -> list[Broken]:
+    """Continue the report's chains with a run's: judge each chain's first record in the run
+    against the chain as the runs before left it, then take the run's end of it."""
+    broken = []
+    for chain_id, ours, seen in chains:
         chain = report.chains.get(chain_id)
-        if chain is None:  # begun in the first run, which nothing precedes: taken as it is
-            ours.name = _named(ours, chain_id, names)
-            report.chains[chain_id] = ours
-        else:
-            chain.last_seq, chain.last_hash = ours.last_seq, ours.last_hash
-    for owner, one in result.broken:
-        if one.name != report.chains[owner].name:  # as the single pass names it
-            one = replace(one, name=report.chains[owner].name)
-        broken.append(one)
-    report.broken += sorted(broken, key=lambda b: b.position)
-
-
-def _named(chain: Chain, chain_id: Any, names: Mapping[Any, str]) -> str:
-    """A run's name for a chain, or the read models' where its own events gave none."""
-    if chain.name == f"{chain.kind} {chain_id}":
-        return names.get(chain_id) or chain.name
-    return chain.name
+        new = chain is None
+        if chain is None:
+            chain = Chain(ours.name or names.get(chain_id), ours.kind)
+            report.chains[chain_id] = chain
+        problems = judge(chain, new, seen)
+        if problems:
+            broken.append(Broken(chain.label(chain_id), seen.seq, seen.position, problems))
+        chain.last_seq, chain.last_hash = ours.last_seq, ours.last_hash
+    return broken
 
 
 class KnownCases(Mapping[Any, str]):
@@ -430,9 +443,9 @@ class Seen(NamedTuple):
     head: tuple[str, ...]  # problems of the record itself (topic, decoding)
     opening: str | None  # a problem only if it is the first record of its chain
     decoded: bool
-    prev_hash: Any
+    prev_hash: Any  # as `packed` left it
     content: tuple[str, ...]  # hash and content problems
-    stored_hash: str | None  # what the next record must point at (None: no evidence)
+    stored_hash: Any  # what the next record must point at, packed (None: no evidence)
 
 
 def judge(chain: Chain, new: bool, seen: Seen) -> tuple[str, ...]:
@@ -496,9 +509,9 @@ class _Checker:
             tuple(head),
             self._opening(record, event),
             event is not None,
-            getattr(event, "prev_hash", None),
+            packed(getattr(event, "prev_hash", None)),
             tuple(content),
-            stored_hash,
+            packed(stored_hash),
         )
         if new and self.partial:
             self.deferred.append(seen)
@@ -506,7 +519,9 @@ class _Checker:
             return
         problems = judge(chain, new, seen)
         if problems:
-            self.report.broken.append(Broken(chain.name, seen.seq, position, problems))
+            self.report.broken.append(
+                Broken(chain.label(record.originator_id), seen.seq, position, problems)
+            )
             self.owners.append(record.originator_id)
 
     def _decode(self, record: Record, problems: list[str]) -> tuple[Any, bool]:
@@ -532,15 +547,27 @@ class _Checker:
         name: str | None
         if isinstance(event, Case.Opened):
             slug = getattr(event, "slug", self)  # self: no slug at all
-            name = str(slug if slug is not self else self.names.get(record.originator_id))
+            name = str(slug) if slug is not self else self.names.get(record.originator_id)
         elif isinstance(event, StoredWorkflow.Registered):
             name = f"workflow {getattr(event, 'name', '?')} v{getattr(event, 'version', '?')}"
         else:  # a chain that does not start with its opening: the read models may know it
             name = self.names.get(record.originator_id)
         kind = _kind(record)
-        chain = Chain(name or f"{kind} {record.originator_id}", kind)
+        chain = Chain(name, kind)
         self.report.chains[record.originator_id] = chain
         return chain
+
+
+def packed(value: Any) -> Any:
+    """A hash as its 32 bytes where it is written as 64 lowercase hexadecimal digits, anything
+    else as it is: equal exactly where the text is, in half the memory (a chain of each of a
+    hundred thousand cases keeps one, and the first record of each chain in a run two)."""
+    if type(value) is str and len(value) == 64:
+        with suppress(ValueError):
+            raw = bytes.fromhex(value)
+            if raw.hex() == value:
+                return raw
+    return value
 
 
 def _kind(record: Record) -> str:
