@@ -14,7 +14,7 @@ import pytest
 from tests.test_performance_paths import _record_randomly
 from twinflow import projection
 from twinflow.application import Register
-from twinflow.errors import RuleViolation
+from twinflow.errors import RuleViolation, StorageError
 
 TABLES = {
     "twinflow_cases": "slug",
@@ -145,3 +145,27 @@ def test_a_shared_rebuild_leaves_no_scratch_files(
         register.close()
     left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("register.db")]
     assert left == []
+
+
+def test_no_room_for_scratch_files_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register = Register.at(str(tmp_path / "register.db"), create=True)
+    try:
+        _varied(register)
+        caught_up = _rows(register)
+
+        def full(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(projection.tempfile, "TemporaryDirectory", full)
+        with pytest.raises(StorageError) as raised:
+            register.views.rebuild()
+        assert str(raised.value) == (
+            f"the rebuild could not write its scratch files in {tmp_path} ([Errno 28] No space "
+            "left on device): free some disk space there or make the folder writable, and run "
+            "it again; the read models are as they were"
+        )
+        assert _rows(register) == caught_up
+    finally:
+        register.close()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from twinflow import fanout, logread, storage, timeline
 from twinflow import steps as step_rows
 from twinflow.domain import Case, replay
+from twinflow.errors import StorageError
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -164,16 +165,27 @@ def _scratch_files(stack: ExitStack, register: Register, count: int) -> list[Pat
     if not count:
         return []
     near = register.location.path.parent if register.location.path else None
-    folder = Path(
-        stack.enter_context(tempfile.TemporaryDirectory(dir=near, prefix=".twinflow-rebuild-"))
-    )
-    files = [folder / f"part-{number}.db" for number in range(count)]
-    for path in files:
-        with closing(sqlite3.connect(path)) as conn:
-            for table, columns in TABLES:
-                conn.execute(f"CREATE TABLE {table} ({columns})")
-            conn.commit()
+    try:
+        folder = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(dir=near, prefix=".twinflow-rebuild-"))
+        )
+        files = [folder / f"part-{number}.db" for number in range(count)]
+        for path in files:
+            with closing(sqlite3.connect(path)) as conn:
+                for table, columns in TABLES:
+                    conn.execute(f"CREATE TABLE {table} ({columns})")
+                conn.commit()
+    except (OSError, sqlite3.Error) as error:
+        raise _scratch_error(near or Path(tempfile.gettempdir()), error) from None
     return files
+
+
+def _scratch_error(where: Path, error: Exception) -> StorageError:
+    return StorageError(
+        f"the rebuild could not write its scratch files in {where} ({error}): free some disk "
+        "space there or make the folder writable, and run it again; the read models are as "
+        "they were"
+    )
 
 
 @contextmanager
@@ -240,12 +252,16 @@ def project_part(
     if scratch is None:
         _project(register, low, high, last, emit, progress)
         return
-    with closing(sqlite3.connect(scratch, isolation_level=None)) as conn:
-        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("BEGIN")
-        _project(register, low, high, last, lambda rows: _insert(conn, _as_is, rows), progress)
-        conn.execute("COMMIT")
+    try:
+        with closing(sqlite3.connect(scratch, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("BEGIN")
+            write = lambda rows: _insert(conn, _as_is, rows)  # noqa: E731
+            _project(register, low, high, last, write, progress)
+            conn.execute("COMMIT")
+    except sqlite3.Error as error:  # the scratch file's: the register's come translated
+        raise _scratch_error(Path(scratch).parent, error) from None
 
 
 def _project(
