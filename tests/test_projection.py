@@ -5,6 +5,7 @@ read models as they were."""
 from __future__ import annotations
 
 import random
+import sqlite3
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.test_performance_paths import _record_randomly
-from twinflow import projection
+from twinflow import projection, storage
 from twinflow.application import Register
 from twinflow.errors import RuleViolation, StorageError
 
@@ -60,7 +61,7 @@ def _varied(register: Register) -> None:
     register.views.catch_up()
 
 
-@pytest.mark.parametrize("workers", ["1", "3"])
+@pytest.mark.parametrize("workers", ["1", "3", "11"])  # 11: more than SQLite attaches
 def test_a_rebuild_writes_what_catching_up_wrote(
     register: Register, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
@@ -167,5 +168,22 @@ def test_no_room_for_scratch_files_is_one_clear_error(
             "it again; the read models are as they were"
         )
         assert _rows(register) == caught_up
+    finally:
+        register.close()
+
+
+def test_a_failed_attach_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    register = Register.at(str(tmp_path / "register.db"), create=True)
+    try:
+        datastore = register.events.recorder.datastore  # type: ignore[attr-defined]
+        scratch = tmp_path / "scratch.db"
+        sqlite3.connect(scratch).close()
+        files = {"first": scratch, "second": tmp_path / "no such folder" / "x.db"}
+        attaching = storage.attached(datastore, files)
+        with pytest.raises(sqlite3.OperationalError, match="unable to open database"), attaching:
+            pass
+        with datastore.get_connection(commit=True) as connection, connection.cursor() as cursor:
+            cursor.execute("PRAGMA database_list")
+            assert [r["name"] for r in cursor.fetchall()] == ["main"]
     finally:
         register.close()

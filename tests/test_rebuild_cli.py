@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -66,3 +71,33 @@ def test_rebuild_of_a_missing_register_creates_nothing(tmp_path: Path) -> None:
     assert result.stderr.startswith("Error: no register at ")
     assert result.stdout == ""
     assert not missing.exists()
+
+
+def test_a_terminated_rebuild_rolls_back_and_leaves_no_scratch_files(tmp_path: Path) -> None:
+    """`kill` (SIGTERM) mid-rebuild: exit code 143, the read models as they were, the
+    worker processes stopped and the scratch folder beside the register removed."""
+    db = tmp_path / "register.db"
+    rows = ["case,action,decided_on,by,party,parties,workflow,title"]
+    rows += [f"town-{n},open,2000,council,,A; B,twinning,Town {n}" for n in range(300)]
+    for year in range(2001, 2011):
+        rows += [f"town-{n},reaffirm,{year},council,A,,," for n in range(300)]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    imported = runner.invoke(cli, ["--db", str(db), "import", str(tmp_path / "rows.csv")])
+    assert imported.exit_code == 0, imported.output
+    listed = runner.invoke(cli, ["--db", str(db), "list", "--format", "json"]).stdout
+    env = dict(os.environ, TWINFLOW_WORKERS="3", TWINFLOW_ACTOR="clerk-a")
+    command = [sys.executable, "-c", "from twinflow.cli import main; main()", "--db", str(db)]
+    rebuild = subprocess.Popen(
+        [*command, "rebuild"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".twinflow-rebuild-*")):
+        assert rebuild.poll() is None, "the rebuild ended before its scratch folder was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    rebuild.send_signal(signal.SIGTERM)
+    _, stderr = rebuild.communicate(timeout=60)
+    assert rebuild.returncode == 143, stderr
+    assert list(tmp_path.glob(".twinflow-rebuild-*")) == []
+    assert runner.invoke(cli, ["--db", str(db), "list", "--format", "json"]).stdout == listed

@@ -5,6 +5,8 @@ command it runs needs."""
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from twinflow import __version__
@@ -158,4 +160,11 @@ def cli(
 
 
 def main() -> None:
+    # A plain `kill` ends the command as an error would: its transaction rolls back, its worker
+    # processes stop and its scratch files are removed (Python's default would skip all that).
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="twinflow")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -19,10 +19,11 @@ def rebuild(settings: Settings) -> None:
     readers see the read models as they were, and on SQLite a decision recorded meanwhile
     waits for it (up to TWINFLOW_LOCK_TIMEOUT, then "the register is busy": record it
     again). Logs of 20,000 events or more are shared among one process per core, up to
-    four (TWINFLOW_WORKERS=N sets how many). On SQLite the new rows wait in scratch files
-    in a .twinflow-rebuild-* folder beside the register (about a fifth of its size), removed
-    at the end. Run it after restoring a backup of the events alone, or if a read model is
-    suspected to be wrong; `list`, `status` and `audit` catch up by themselves otherwise.
+    four (TWINFLOW_WORKERS=N sets how many). The new rows wait in scratch files, removed at
+    the end: on SQLite in a .twinflow-rebuild-* folder beside the register (about a fifth
+    of its size), on PostgreSQL in the system's temporary folder (TMPDIR). Run it after
+    restoring a backup of the events alone, or if a read model is suspected to be wrong;
+    `list`, `status` and `audit` catch up by themselves otherwise.
 
     \b
     Example:

@@ -186,8 +186,12 @@ def _relay(
             box.put((kind, payload))
             if kind in ("done", "error"):
                 return
-    except (EOFError, pickle.UnpicklingError, OSError, ValueError):
-        code = process.wait()
+    except Exception:  # the channel ended or was garbled: how the worker ended says why
+        try:
+            code = process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # still running, but what it sends makes no sense
+            process.kill()
+            code = process.wait()
         said.seek(0)
         lines = [line for line in said.read().decode(errors="replace").splitlines() if line]
         why = lines[-1] if lines else f"exit code {code}"

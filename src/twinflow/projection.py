@@ -107,8 +107,11 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     recorder = register.events.recorder
     views = register.views
     last = int(recorder.max_notification_id() or 0)
-    ranges = _id_ranges(fanout.workers(last))
     sqlite = views.kind == "sqlite"
+    shares = fanout.workers(last)
+    if sqlite:  # every range has a scratch file, and one connection attaches only so many
+        shares = min(shares, storage.MOST_ATTACHED)
+    ranges = _id_ranges(shares)
     done = 0
 
     def counted(events: int) -> None:

@@ -7,7 +7,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,19 +294,28 @@ def install(cursor: Any, kind: str, event_table: str) -> None:
     )
 
 
+MOST_ATTACHED = 10  # SQLite's own limit of databases attached to one connection
+
+
 @contextmanager
 def attached(datastore: Any, files: Mapping[str, Path]) -> Iterator[Any]:
     """A write transaction on one of a SQLite register's connections, with each of `files`
     attached to it under its schema name for the transaction's duration (SQLite attaches
-    only outside a transaction)."""
+    only outside a transaction). The connection goes back to the pool as it came, even if
+    an ATTACH fails."""
+    if len(files) > MOST_ATTACHED:
+        raise ValueError(f"SQLite attaches at most {MOST_ATTACHED} files, not {len(files)}")
     with datastore.get_connection(commit=True) as connection:
-        with connection.cursor() as cursor:
-            for name, path in files.items():
-                cursor.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+        done: list[str] = []
         try:
+            with connection.cursor() as cursor:
+                for name, path in files.items():
+                    cursor.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+                    done.append(name)
             with connection.transaction(commit=True) as cursor:
                 yield cursor
         finally:
             with connection.cursor() as cursor:
-                for name in files:
-                    cursor.execute(f"DETACH DATABASE {name}")
+                for name in done:
+                    with suppress(Exception):  # never in the way of the error that got here
+                        cursor.execute(f"DETACH DATABASE {name}")

@@ -237,7 +237,11 @@ def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
                 rows = [(int(r["seq"]), int(r["position"])) for r in cursor.fetchall()]
         except Exception:  # read before, unreadable now: the events are named without it
             return 0, {}
-        return (rows[0][1] if rows else 0), {seq: at for seq, at in rows if seq > after}
+        positions: dict[int, int] = {}
+        for seq, at in rows:  # the first of a seq: one recorded since the log was read
+            if seq > after:  # may take a deleted event's seq, at a later position
+                positions.setdefault(seq, at)
+        return (rows[0][1] if rows else 0), positions
 
     found.audited = audited
     return found
@@ -401,7 +405,8 @@ def _join(
         chain = report.chains.get(chain_id)
         new = chain is None
         if chain is None:
-            chain = Chain(ours.name or names.get(chain_id), ours.kind)
+            name = ours.name if ours.name is not None else names.get(chain_id)
+            chain = Chain(name, ours.kind)
             report.chains[chain_id] = chain
         problems = judge(chain, new, seen)
         if problems:
