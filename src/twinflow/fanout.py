@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MIN_EVENTS = 20_000
 MOST = 4
+HELD = 4  # items a process may send ahead of its caller
 Emit = Callable[[Any], None]
 
 
@@ -156,9 +157,6 @@ def run(
                         while True:
                             box.get_nowait()
                     reader.join(0.05)
-
-
-HELD = 4  # items a process may send ahead of its caller
 
 
 def _close(process: subprocess.Popen[bytes]) -> None:
