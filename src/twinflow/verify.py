@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 
 from twinflow import fanout, integrity, logread
 from twinflow.definitions import digest_of
@@ -222,7 +222,7 @@ def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
             )
             rows = iter(cursor.fetchone, None)  # one by one: no list of them all at once
             found.last_seq = {str(r["slug"]): int(r["seq"] or 0) for r in rows}
-    except Exception:  # no read models (yet): no witnesses, the chains are still checked
+    except PersistenceError:  # no read models (yet): no witnesses; the chains are checked
         return Witnesses()
 
     def audited(slug: str, after: int) -> tuple[int, dict[int, int]]:
@@ -235,7 +235,7 @@ def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
                     (slug,),
                 )
                 rows = [(int(r["seq"]), int(r["position"])) for r in cursor.fetchall()]
-        except Exception:  # read before, unreadable now: the events are named without it
+        except PersistenceError:  # read before, unreadable now: the events go unplaced
             return 0, {}
         positions: dict[int, int] = {}
         for seq, at in rows:  # the first of a seq: one recorded since the log was read
