@@ -166,9 +166,9 @@ class Chain:
         try:
             digest = integrity.event_hash(
                 layout.hash_topic,
-                self.text,  # type: ignore[arg-type]  # the id as text, as _plain gives it
+                self.text,  # the id as text, as _plain gives it
                 version,
-                iso,  # type: ignore[arg-type]  # the moment as text, as _plain gives it
+                iso,  # the moment as text, as _plain gives it
                 builder.actor,
                 self.last_hash,
                 fields,

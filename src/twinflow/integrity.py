@@ -50,9 +50,9 @@ _ENCODER = json.JSONEncoder(
 
 def event_hash(
     topic: str,
-    originator_id: UUID,
+    originator_id: UUID | str,  # or its text, as str() gives it
     seq: int,
-    recorded_at: dt.datetime,
+    recorded_at: dt.datetime | str,  # or its text, as isoformat() gives it
     actor: str,
     prev_hash: str,
     fields: Mapping[str, Any],

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,7 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
 
     A long log is shared among processes (fanout.py) by ranges of case ids, this one doing
     the first. Each range's rows go to a scratch SQLite file, unindexed, which SQLite copies
-    into the read models in one sorted pass per table (bench/RESULTS.md, fix 19); on
+    into the read models in one sorted pass per table (bench/RESULTS.md, fix 21); on
     PostgreSQL this process writes its own rows straight in and copies the others'."""
     recorder = register.events.recorder
     views = register.views
@@ -249,8 +250,8 @@ def project_part(
     progress: Callable[[int], None],
 ) -> None:
     """The read-model rows of every case whose id is in [low, high), from the events up to
-    position `last`, passed to `emit` in chunks, or written to the scratch file if the part
-    names one (in a worker process)."""
+    position `last`, passed to `emit` in chunks, or written to the scratch file the part
+    names (every part's on SQLite, the worker processes' on PostgreSQL)."""
     low, high, last, scratch = part
     if scratch is None:
         _project(register, low, high, last, emit, progress)
@@ -260,8 +261,7 @@ def project_part(
             conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN")
-            write = lambda rows: _insert(conn, _as_is, rows)  # noqa: E731
-            _project(register, low, high, last, write, progress)
+            _project(register, low, high, last, partial(_insert, conn, _as_is), progress)
             conn.execute("COMMIT")
     except sqlite3.Error as error:  # the scratch file's: the register's come translated
         raise _scratch_error(Path(scratch).parent, error) from None

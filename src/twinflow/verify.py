@@ -238,8 +238,8 @@ def witnesses(recorder: Any, case: str | None = None) -> Witnesses:
         except PersistenceError:  # read before, unreadable now: the events go unplaced
             return 0, {}
         positions: dict[int, int] = {}
-        for seq, at in rows:  # the first of a seq: one recorded since the log was read
-            if seq > after:  # may take a deleted event's seq, at a later position
+        for seq, at in rows:  # by position: a seq's first row is the event the models saw;
+            if seq > after:  # a later one was recorded since, taking a deleted event's seq
                 positions.setdefault(seq, at)
         return (rows[0][1] if rows else 0), positions
 
