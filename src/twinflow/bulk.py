@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, PersistenceError, StoredEvent
 
+from twinflow import logread
 from twinflow.errors import ConflictError, RuleViolation, StorageError
 from twinflow.exchange import Progress
 from twinflow.storage import attached
@@ -143,13 +144,16 @@ class Table:
         except PersistenceError as error:
             raise StorageError(str(error)) from None
 
-    def count(self, cursor: Any) -> int:
+    def _among(self, originator_ids: Sequence[UUID]) -> tuple[str, list[Any]]:
+        """`originator_id` among these, as each backend takes a list (ids as SQLite keeps
+        them, hex; PostgreSQL's array)."""
         if self.kind == "sqlite":
-            cursor.execute(f"SELECT COUNT(*) AS n FROM {self.name}")
-        else:
-            from psycopg.sql import SQL
+            marks = ", ".join("?" * len(originator_ids))
+            return f"originator_id IN ({marks})", [i.hex for i in originator_ids]
+        return "originator_id = ANY(?)", [list(originator_ids)]
 
-            cursor.execute(SQL("SELECT COUNT(*) AS n FROM {}").format(self.qualified))
+    def count(self, cursor: Any) -> int:
+        cursor.execute(logread.sql(self.recorder, "SELECT COUNT(*) AS n FROM {table}"))
         return int(cursor.fetchone()["n"])
 
     def insert(self, cursor: Any, batch: Sequence[StoredEvent], *, positions: bool = False) -> None:
@@ -176,25 +180,15 @@ class Table:
 
     def select(self, originator_ids: Sequence[UUID]) -> list[Notification]:
         """The events of some aggregates, in the global order, with their positions."""
+        among, ids = self._among(originator_ids)
+        statement = logread.sql(
+            self.recorder,
+            "SELECT {position} AS id, originator_id, originator_version, topic, state "
+            f"FROM {{table}} WHERE {among} ORDER BY {{position}}",
+        )
         datastore = self.recorder.datastore
         with self.register.translated(), datastore.transaction(commit=False) as cursor:
-            if self.kind == "sqlite":
-                marks = ", ".join("?" * len(originator_ids))
-                cursor.execute(
-                    f"SELECT rowid AS id, originator_id, originator_version, topic, state "
-                    f"FROM {self.name} WHERE originator_id IN ({marks}) ORDER BY rowid",
-                    [i.hex for i in originator_ids],
-                )
-            else:
-                from psycopg.sql import SQL
-
-                cursor.execute(
-                    SQL(
-                        "SELECT notification_id AS id, originator_id, originator_version, topic, "
-                        "state FROM {} WHERE originator_id = ANY(%s) ORDER BY notification_id"
-                    ).format(self.qualified),
-                    (list(originator_ids),),
-                )
+            cursor.execute(statement, ids)
             return [
                 Notification(
                     id=row["id"],
@@ -214,24 +208,15 @@ class Table:
         datastore = self.recorder.datastore
         with self.register.translated(), datastore.transaction(commit=False) as cursor:
             for start in range(0, len(originator_ids), 500):
-                chunk = originator_ids[start : start + 500]
-                if self.kind == "sqlite":
-                    marks = ", ".join("?" * len(chunk))
-                    cursor.execute(
-                        f"SELECT originator_id FROM {self.name} "
-                        f"WHERE originator_id IN ({marks}) AND originator_version = 1",
-                        [i.hex for i in chunk],
-                    )
-                else:
-                    from psycopg.sql import SQL
-
-                    cursor.execute(
-                        SQL(
-                            "SELECT originator_id FROM {} "
-                            "WHERE originator_id = ANY(%s) AND originator_version = 1"
-                        ).format(self.qualified),
-                        (list(chunk),),
-                    )
+                among, ids = self._among(originator_ids[start : start + 500])
+                cursor.execute(
+                    logread.sql(
+                        self.recorder,
+                        f"SELECT originator_id FROM {{table}} WHERE {among} "
+                        "AND originator_version = 1",
+                    ),
+                    ids,
+                )
                 found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
         return found
 
