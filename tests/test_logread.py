@@ -120,6 +120,9 @@ def test_json_that_is_not_plain_goes_the_json_modules_way() -> None:
         b'"x":[1e16]}',
         b'"x":{"y": -2E3}}',
         b'"x":123456789012345678901234567890}',
+        b'"x" :\t1.5}',  # blanks where json.dumps's default separators put them
+        b'"x":["a, b", \n2.5]}',
+        b'"x":"T10:00:00.5","y":[true,0.5]}',
         b'"x":NaN}',
         b'"x":"\\u00e9"}',
         b'"x":{"_type_":"uuid_hex","_data_":"00"}}',

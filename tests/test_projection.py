@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from contextlib import suppress
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.test_performance_paths import _record_randomly
 from twinflow import projection, storage
 from twinflow.application import Register
+from twinflow.cli import cli
 from twinflow.errors import RuleViolation, StorageError
 
 TABLES = {
@@ -187,3 +189,74 @@ def test_a_failed_attach_leaves_the_connection_as_it_was(tmp_path: Path) -> None
             assert [r["name"] for r in cursor.fetchall()] == ["main"]
     finally:
         register.close()
+
+
+EARLIER_LAYOUT = (  # the read models' tables as twinflow created them before fix 23
+    "CREATE TABLE twinflow_parties (party TEXT, slug TEXT, PRIMARY KEY (party, slug))",
+    "CREATE TABLE twinflow_audit (position BIGINT PRIMARY KEY, slug TEXT, seq INTEGER, "
+    "kind TEXT, detail TEXT, actor TEXT, recorded_at TEXT, on_behalf_of TEXT)",
+    "CREATE INDEX twinflow_audit_actor ON twinflow_audit (actor, recorded_at)",
+    "CREATE INDEX twinflow_audit_slug ON twinflow_audit (slug, recorded_at)",
+    "CREATE TABLE twinflow_steps (slug TEXT NOT NULL, idx INTEGER NOT NULL, seq INTEGER, "
+    "decision TEXT, date_text TEXT, start TEXT, earliest TEXT, latest TEXT, state TEXT, "
+    "changed INTEGER, since_idx INTEGER, reach TEXT, PRIMARY KEY (slug, idx))",
+    "CREATE INDEX twinflow_steps_reach ON twinflow_steps (slug, reach, idx)",
+    "CREATE INDEX twinflow_steps_start ON twinflow_steps (slug, start, idx)",
+)
+
+
+def _layout(path: Path) -> dict[str, str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return dict(
+            conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE name LIKE 'twinflow_%' "
+                "AND name NOT LIKE 'twinflow_snapshots%' AND sql IS NOT NULL"
+            ).fetchall()
+        )
+
+
+def test_a_rebuild_brings_read_models_of_an_earlier_layout_to_the_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A register whose read models twinflow made before fix 23 keeps working as it is, and
+    `twinflow rebuild` gives it the current layout with the same rows; a failed rebuild
+    leaves the earlier layout."""
+    path = tmp_path / "earlier.db"
+    register = Register.at(str(path), create=True)
+    current = _layout(path)
+    with register.views.cursor(commit=True) as cursor:
+        for table in ("twinflow_parties", "twinflow_audit", "twinflow_steps"):
+            cursor.execute(f"DROP TABLE {table}")
+        for statement in EARLIER_LAYOUT:
+            cursor.execute(statement)
+    earlier = _layout(path)
+    assert "twinflow_audit_actor" in earlier and "WITHOUT ROWID" not in earlier["twinflow_steps"]
+    _varied(register)  # recorded and caught up in the earlier layout
+    caught_up = _rows(register)
+    everything = register.views.audit()  # the queries work on the earlier layout
+    assert len(everything) > 30
+    assert register.views.audit(actor=everything[0]["actor"]) == everything  # one clerk
+    register.close()
+    monkeypatch.setenv("TWINFLOW_WORKERS", "1")
+    monkeypatch.setattr(projection, "path_of", _failing)
+    with pytest.raises(RuntimeError, match="the disk went away"):
+        Register.at(str(path)).views.rebuild()
+    assert _layout(path) == earlier
+    monkeypatch.undo()
+
+    result = CliRunner().invoke(cli, ["--db", str(path), "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert _layout(path) == current
+    assert "twinflow_audit_actor" not in current
+    assert current["twinflow_audit"].startswith(
+        "CREATE TABLE twinflow_audit (position INTEGER PRIMARY KEY"
+    )
+    assert current["twinflow_steps"].endswith("WITHOUT ROWID")
+    assert current["twinflow_parties"].endswith("WITHOUT ROWID")
+    register = Register.at(str(path))
+    assert _rows(register) == caught_up
+    register.close()
+
+
+def _failing(register: Register, case: Any) -> Any:
+    raise RuntimeError("the disk went away")

@@ -124,12 +124,12 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     with ExitStack() as stack:
         scratch = _scratch_files(stack, register, len(ranges) - (0 if sqlite else 1))
         cursor = stack.enter_context(_transaction(register, scratch))
-        for statement in views.clear_statements():
-            cursor.execute(statement)
         if sqlite:  # see _bulk_load
             _bulk_load(cursor, views.create_statements())
         else:  # this transaction waits for the processes reading the log: no idle timeout
             cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        for statement in views.clear_statements():
+            cursor.execute(statement)
 
         def here(part: Part, told: Callable[[int], None]) -> None:
             project_part(register, part, lambda rows: _insert(cursor, views.sql, rows), told)
@@ -225,14 +225,17 @@ def _copy_in(cursor: Any, sql: Callable[[str], str], scratch: Sequence[Path], sq
 
 def _bulk_load(cursor: Any, create: Sequence[str]) -> None:
     """SQLite loads a table fastest without its indexes, built afterwards in one sort each,
-    and with a larger page cache (bench/RESULTS.md, fix 15). The indexes are dropped inside
-    the transaction, so a failed rebuild brings them back; PostgreSQL clerks may not own the
-    tables, so there the rows load with the indexes in place."""
+    and with a larger page cache (bench/RESULTS.md, fix 15). The read models' tables are
+    dropped and made again without their indexes, inside the transaction, so a failed
+    rebuild brings them back as they were, and a register from an earlier twinflow gets
+    the current layout (fix 23). PostgreSQL clerks may not own the tables, so there the
+    rows are deleted and load with the indexes in place."""
     cursor.execute(f"PRAGMA cache_size = -{CACHE_KB}")
+    for table, _ in TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")  # and its indexes
     for statement in create:
-        if statement.startswith("CREATE INDEX IF NOT EXISTS "):
-            name = statement.split()[5]
-            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        if not statement.startswith("CREATE INDEX "):
+            cursor.execute(statement)
 
 
 def _id_ranges(parts: int) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:

@@ -22,7 +22,7 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS twinflow_steps (slug TEXT NOT NULL, idx INTEGER NOT NULL, "
     "seq INTEGER, decision TEXT, date_text TEXT, start TEXT, earliest TEXT, latest TEXT, "
     "state TEXT, changed INTEGER, since_idx INTEGER, reach TEXT, "
-    "PRIMARY KEY (slug, idx))",
+    "PRIMARY KEY (slug, idx)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS twinflow_steps_reach ON twinflow_steps (slug, reach, idx)",
     "CREATE INDEX IF NOT EXISTS twinflow_steps_start ON twinflow_steps (slug, start, idx)",
 )

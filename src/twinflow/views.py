@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 BATCH = 1000
 VIEW = "cases"
 
+# The SQLite layout. The audit is keyed by its rowid (INTEGER PRIMARY KEY) and the tables
+# with composite keys are stored WITHOUT ROWID: one B-tree each, not a table beside the index
+# of its key (bench/RESULTS.md, fix 23). PostgreSQL's layout follows from it (POSTGRES_TABLES).
 TABLES = (
     "CREATE TABLE IF NOT EXISTS twinflow_position (name TEXT PRIMARY KEY, position BIGINT)",
     "CREATE TABLE IF NOT EXISTS twinflow_cases (slug TEXT PRIMARY KEY, title TEXT, "
@@ -33,12 +36,15 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS twinflow_cases_workflow ON twinflow_cases (workflow)",
     "CREATE INDEX IF NOT EXISTS twinflow_cases_settled ON twinflow_cases (settled_on)",
     "CREATE TABLE IF NOT EXISTS twinflow_parties (party TEXT, slug TEXT, "
-    "PRIMARY KEY (party, slug))",
-    "CREATE TABLE IF NOT EXISTS twinflow_audit (position BIGINT PRIMARY KEY, slug TEXT, "
+    "PRIMARY KEY (party, slug)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS twinflow_audit (position INTEGER PRIMARY KEY, slug TEXT, "
     "seq INTEGER, kind TEXT, detail TEXT, actor TEXT, recorded_at TEXT, on_behalf_of TEXT)",
-    "CREATE INDEX IF NOT EXISTS twinflow_audit_actor ON twinflow_audit (actor, recorded_at)",
     "CREATE INDEX IF NOT EXISTS twinflow_audit_slug ON twinflow_audit (slug, recorded_at)",
     *step_rows.TABLES,
+)
+POSTGRES_TABLES = tuple(
+    statement.replace(" WITHOUT ROWID", "").replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY")
+    for statement in TABLES
 )
 CLEAR = (
     "DELETE FROM twinflow_cases",
@@ -67,7 +73,7 @@ class Views:
 
     def create(self) -> None:
         with self.cursor(commit=True) as cursor:
-            for statement in TABLES:
+            for statement in self.create_statements():
                 cursor.execute(statement)
 
     # ------------------------------------------------------------------ updating
@@ -123,7 +129,7 @@ class Views:
         return CLEAR
 
     def create_statements(self) -> tuple[str, ...]:
-        return TABLES
+        return TABLES if self.kind == "sqlite" else POSTGRES_TABLES
 
     def set_position(self, cursor: Any, position: int) -> None:
         cursor.execute(
