@@ -4,9 +4,12 @@ child process of their own (for peak memory)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from typing import Any
 from twinflow.application import Register
 
 RUN = Path(__file__).resolve().parent / "run.py"
+PEAKS = RUN.parent / "peaks"  # sitecustomize.py, for the worker processes
 MEMORY_GOAL_MB = 200.0
 
 
@@ -86,7 +90,11 @@ def peak_mb() -> float:
 
 
 def child(name: str, args: list[str]) -> dict[str, Any]:
-    """Run one measurement in this (fresh) process: its seconds and peak resident memory."""
+    """Run one measurement in this (fresh) process: its seconds and peak resident memory,
+    with the peaks of the worker processes it started added (peaks/sitecustomize.py)."""
+    peaks = Path(tempfile.mkdtemp(prefix="twinflow-bench-peaks-"))
+    os.environ["TWINFLOW_BENCH_PEAKS"] = str(peaks)
+    sys.path.insert(0, str(PEAKS))  # passed on to the workers, which then report
     start = time.perf_counter()
     result: dict[str, Any] = {}
     if name == "import":  # what `twinflow import` does: the import, then the read models
@@ -115,15 +123,12 @@ def child(name: str, args: list[str]) -> dict[str, Any]:
     result["seconds"] = time.perf_counter() - start
     register.close()
     result["peak_mb"] = peak_mb()
-    # verify and rebuild share large logs among processes (TWINFLOW_WORKERS): this one and
-    # workers - 1 others, whose memory counts too, each as much as the largest of them
-    import resource
-
-    from twinflow import fanout
-
-    result["workers"] = fanout.workers(int(result.get("events") or 0))
-    if result["workers"] > 1:
-        largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        result["workers_peak_mb"] = largest
-        result["peak_mb"] += (result["workers"] - 1) * largest
+    # verify and rebuild share large logs among processes (TWINFLOW_WORKERS): each one's
+    # own peak counts too, as if all peaked at once
+    workers = [int(path.read_text()) / 1024 for path in peaks.iterdir()]
+    shutil.rmtree(peaks)
+    result["workers"] = 1 + len(workers)
+    if workers:
+        result["workers_peak_mb"] = max(workers)
+        result["peak_mb"] += sum(workers)
     return result

@@ -100,7 +100,8 @@ def bulk_import(folder: Path, rows: int) -> list[Row]:
         Row("b", "  of which catch-up of the read models", ours["catch_up_seconds"], raw, None),
         Row(
             "g",
-            "peak memory of b (vs a process that only opens the register)",
+            f"peak memory of b{_included(ours, ' (', ')')} vs a process that only opens the "
+            "register",
             ours["peak_mb"],
             idle["peak_mb"],
             MEMORY_GOAL_MB,
@@ -203,12 +204,11 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
     else:
         rows.append(Row("e", "verify", None, None, None, why=f"did not hold: {checked}"))
     for what, result in (("rebuild", rebuilt), ("verify", checked)):
-        others = result.get("workers", 1) - 1  # processes besides the command's own
-        shared = f", {others} worker process{'es' if others > 1 else ''} included" if others else ""
         rows.append(
             Row(
                 "g",
-                f"peak memory of {what} (e{shared}) vs a process that only opens it",
+                f"peak memory of {what} (e{_included(result, ', ', '')})"
+                " vs a process that only opens it",
                 result["peak_mb"],
                 idle["peak_mb"],
                 MEMORY_GOAL_MB,
@@ -281,3 +281,11 @@ def cold_start(folder: Path, runs: int) -> list[Row]:
             3.0,
         ),
     ]
+
+
+def _included(result: dict[str, Any], before: str, after: str) -> str:
+    """How many worker processes a peak includes (their own peaks added to the command's)."""
+    others = int(result.get("workers", 1)) - 1
+    if not others:
+        return ""
+    return f"{before}{others} worker process{'es' if others > 1 else ''} included{after}"

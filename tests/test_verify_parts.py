@@ -4,6 +4,7 @@ records can be reached (SQLite here: tampering needs the raw file)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -114,6 +115,33 @@ def test_small_logs_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("TWINFLOW_WORKERS", raising=False)
     assert fanout.workers(fanout.MIN_EVENTS - 1) == 1
     assert 1 <= fanout.workers(fanout.MIN_EVENTS) <= fanout.MOST
+
+
+def test_verify_shares_a_long_log_between_two_processes_unless_told(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of verify's processes holds the chains it meets: more than two only on request,
+    while rebuild takes one per core up to four."""
+    monkeypatch.delenv("TWINFLOW_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(fanout, "MIN_EVENTS", 10)  # the filled register counts as long
+    shared: list[int] = []
+    run = fanout.run
+
+    def counted(location: Any, task: str, parts: list[Any], *args: Any, **kwargs: Any) -> Any:
+        shared.append(len(parts))
+        return run(location, task, parts, *args, **kwargs)
+
+    monkeypatch.setattr(fanout, "run", counted)
+    register = Register.at(str(filled), create=False)
+    try:
+        assert register.verify()["holds"]
+        register.views.rebuild()
+        monkeypatch.setenv("TWINFLOW_WORKERS", "3")
+        assert register.verify()["holds"]
+    finally:
+        register.close()
+    assert shared == [2, 4, 3]
 
 
 def test_a_failing_worker_is_one_clear_error(filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:

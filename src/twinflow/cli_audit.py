@@ -195,8 +195,9 @@ def verify(
 ) -> None:
     """Recompute every hash chain from the stored records; exit 1 naming each broken event.
 
-    Logs of 20,000 events or more are shared among one process per core, up to four
-    (TWINFLOW_WORKERS=N sets how many; 1 on a machine busy with other work).
+    Logs of 20,000 events or more are shared between two processes, where there are two
+    cores (TWINFLOW_WORKERS=N sets how many: more is faster on more cores, and takes more
+    memory; 1 on a machine busy with other work).
 
     \b
     Example:

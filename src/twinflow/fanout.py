@@ -6,8 +6,8 @@ back what it found through a pipe; the caller combines the parts in order, so th
 the one a single process gives (tested).
 
 TWINFLOW_WORKERS sets how many processes share the work, the caller's included (1: all in
-this one); by default one per core, up to four, for logs of at least MIN_EVENTS events
-(below that, starting processes costs more)."""
+this one); by default one per core, up to MOST (a caller may ask for fewer), for logs of at
+least MIN_EVENTS events (below that, starting processes costs more)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ HELD = 4  # items a process may send ahead of its caller
 Emit = Callable[[Any], None]
 
 
-def workers(events: int) -> int:
-    """How many processes to share `events` events among."""
+def workers(events: int, most: int = MOST) -> int:
+    """How many processes to share `events` events among: TWINFLOW_WORKERS, else one per
+    core up to `most`."""
     configured = os.environ.get("TWINFLOW_WORKERS", "").strip()
     if configured:
         if not configured.isdigit() or int(configured) < 1:
@@ -46,7 +47,7 @@ def workers(events: int) -> int:
         return int(configured)
     if events < MIN_EVENTS:
         return 1
-    return max(1, min(os.cpu_count() or 1, MOST))
+    return max(1, min(os.cpu_count() or 1, most))
 
 
 def ranges(recorder: Any, parts: int) -> list[tuple[int, int, int]]:

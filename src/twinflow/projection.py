@@ -206,17 +206,17 @@ def _transaction(register: Register, scratch: Sequence[Path]) -> Iterator[Any]:
 
 
 def _copy_in(cursor: Any, sql: Callable[[str], str], scratch: Sequence[Path], sqlite: bool) -> None:
-    """The rows of the scratch files into the read models: on SQLite by SQLite itself, all
-    the files together in the order of each table's key, so every row is appended to its
-    B-tree; on PostgreSQL read and written a chunk at a time."""
-    for table, columns in TABLES if scratch else ():
-        if sqlite:
-            parts = " UNION ALL ".join(
-                f"SELECT {columns} FROM {SCRATCH}{number}.{table}" for number in range(len(scratch))
-            )
-            cursor.execute(f"INSERT INTO main.{table} ({columns}) {parts} ORDER BY {KEYS[table]}")
-            continue
-        for path in scratch:
+    """The rows of the scratch files into the read models: on SQLite by SQLite itself, a file
+    at a time in the order of each table's key (one sort at a time: each holds up to the page
+    cache in memory, fix 24); on PostgreSQL read and written a chunk at a time."""
+    for number, path in enumerate(scratch):
+        for table, columns in TABLES:
+            if sqlite:
+                cursor.execute(
+                    f"INSERT INTO main.{table} ({columns}) SELECT {columns} "
+                    f"FROM {SCRATCH}{number}.{table} ORDER BY {KEYS[table]}"
+                )
+                continue
             with closing(sqlite3.connect(path)) as source:
                 found = source.execute(f"SELECT {columns} FROM {table}")
                 while rows := found.fetchmany(CHUNK):

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from twinflow.storage import Location
 
 BATCH = 1000
+# Two processes at most unless TWINFLOW_WORKERS says otherwise: each holds every chain its run
+# of the log meets, and the command all of them, so memory grows with every process (1,000,001
+# events: 173 MB with two, 275 MB with four; bench/RESULTS.md, fix 25).
+MOST_PROCESSES = 2
 CREATIONS = {Case.Opened.TOPIC: "case", StoredWorkflow.Registered.TOPIC: "workflow"}
 # Only our own topics are decoded: resolving a forged topic would import whatever it names.
 TOPICS = {
@@ -143,7 +147,8 @@ def verify(
         if expected is not None:
             report.digest = _compare(expected, _prefix(recorder, expected[0], progress), report)
         return report
-    parts = fanout.workers(recorder.max_notification_id() or 0) if location else 1
+    events = recorder.max_notification_id() or 0
+    parts = fanout.workers(events, most=MOST_PROCESSES) if location else 1
     if location is not None and parts > 1:
         last_id = _in_parts(location, recorder, checker, parts, progress)
         seen.compare(report, last_id)
