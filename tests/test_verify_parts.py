@@ -4,9 +4,11 @@ records can be reached (SQLite here: tampering needs the raw file)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,30 @@ def test_a_failing_worker_is_one_clear_error(filled: Path, monkeypatch: pytest.M
             list(fanout.run(register.location, "twinflow.verify:nothing_here", runs))
     finally:
         register.close()
+
+
+def exits_with_a_mark(register: Register, part: str, emit: Any, progress: Any) -> None:
+    """A worker's task (below): a file appears as its process exits, a while after its one
+    item (an interpreter's end takes time too)."""
+
+    def mark() -> None:
+        time.sleep(0.5)
+        Path(part).write_text("exited by itself")
+
+    atexit.register(mark)
+    emit(part)
+
+
+def test_a_worker_that_sent_everything_exits_by_itself(filled: Path, tmp_path: Path) -> None:
+    """Not killed once done: its interpreter ends as it should (exit handlers and all)."""
+    marks = [str(tmp_path / f"part-{n}") for n in range(3)]
+    register = Register.at(str(filled), create=False)
+    try:
+        task = "tests.test_verify_parts:exits_with_a_mark"
+        assert [item for _, item in fanout.run(register.location, task, marks)] == marks
+    finally:
+        register.close()
+    assert [Path(mark).read_text() for mark in marks] == ["exited by itself"] * 3
 
 
 def test_shared_verify_on_both_backends(

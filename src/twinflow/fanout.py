@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MIN_EVENTS = 20_000
 MOST = 4
+ENDING = 5.0  # seconds a worker that sent its last item has to exit by itself
 HELD = 4  # items a process may send ahead of its caller
 Emit = Callable[[Any], None]
 
@@ -97,6 +98,7 @@ def run(
     first = 1 if here is not None and parts else 0
     ticks: queue.SimpleQueue[int] = queue.SimpleQueue()  # progress the processes report
     failed: list[BaseException] = []
+    ended = False  # every part sent all it had
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     workers: list[tuple[subprocess.Popen[bytes], threading.Thread, queue.Queue[Any]]] = []
 
@@ -147,17 +149,28 @@ def run(
                     else:
                         break
             told()
+            ended = True
         finally:
             for process, _, _ in workers:
-                if process.poll() is None:
-                    process.kill()
-                process.wait()
+                _stop(process, ended)
             for _, reader, box in workers:  # each ends with its worker; its box must not hold it
                 while reader.is_alive():
                     with suppress(queue.Empty):
                         while True:
                             box.get_nowait()
                     reader.join(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes], ended: bool) -> None:
+    """A worker that sent all it had (`ended`) is let exit by itself, as long as it takes
+    an interpreter to end; any other is stopped now: another part failed, or the caller
+    stopped taking items."""
+    if ended:
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=ENDING)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def _close(process: subprocess.Popen[bytes]) -> None:
