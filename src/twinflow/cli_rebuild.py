@@ -22,8 +22,9 @@ def rebuild(settings: Settings) -> None:
     four (TWINFLOW_WORKERS=N sets how many). The new rows wait in scratch files, removed at
     the end: on SQLite in a .twinflow-rebuild-* folder beside the register (about a fifth
     of its size), on PostgreSQL in the system's temporary folder (TMPDIR). Run it after
-    restoring a backup of the events alone, or if a read model is suspected to be wrong;
-    `list`, `status` and `audit` catch up by themselves otherwise.
+    restoring a backup of the events alone, if a read model is suspected to be wrong, or
+    once after upgrading twinflow (on SQLite it also gives the read models' tables their
+    current layout); `list`, `status` and `audit` catch up by themselves otherwise.
 
     \b
     Example:
