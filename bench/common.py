@@ -125,8 +125,14 @@ def child(name: str, args: list[str]) -> dict[str, Any]:
     result["peak_mb"] = peak_mb()
     # verify and rebuild share large logs among processes (TWINFLOW_WORKERS): each one's
     # own peak counts too, as if all peaked at once
-    workers = [int(path.read_text()) / 1024 for path in peaks.iterdir()]
+    started = {path.stem for path in peaks.glob("*.started")}
+    workers = [int(path.read_text()) / 1024 for path in peaks.iterdir() if not path.suffix]
     shutil.rmtree(peaks)
+    if len(workers) != len(started):
+        raise RuntimeError(
+            f"{len(started) - len(workers)} of {len(started)} worker process(es) ended without "
+            "their peak memory (killed?): the figure would be too low"
+        )
     result["workers"] = 1 + len(workers)
     if workers:
         result["workers_peak_mb"] = max(workers)

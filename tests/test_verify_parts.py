@@ -8,6 +8,8 @@ import atexit
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -178,6 +180,36 @@ def test_a_worker_that_sent_everything_exits_by_itself(filled: Path, tmp_path: P
     finally:
         register.close()
     assert [Path(mark).read_text() for mark in marks] == ["exited by itself"] * 3
+
+
+def test_workers_are_stopped_even_when_a_signal_cuts_their_grace_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C (or SIGTERM, made SystemExit) while finished workers are let exit: every one
+    of them is still killed and reaped, none left running; and the grace is one for all."""
+    slow = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(3)
+    ]
+    wait = subprocess.Popen.wait
+
+    def interrupted(self: subprocess.Popen[bytes], timeout: float | None = None) -> int:
+        if timeout is not None and self is slow[0]:
+            raise KeyboardInterrupt
+        return wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fanout._stop(slow, ended=True)
+    assert [process.returncode for process in slow] == [-9, -9, -9]
+    monkeypatch.undo()
+    slow = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(3)
+    ]
+    monkeypatch.setattr(fanout, "ENDING", 0.5)
+    started = time.monotonic()
+    fanout._stop(slow, ended=True)
+    assert time.monotonic() - started < 1.4  # not 0.5 s for each of the three
+    assert [process.returncode for process in slow] == [-9, -9, -9]
 
 
 def test_shared_verify_on_both_backends(

@@ -1,7 +1,8 @@
 """Imported at start by every Python process that has this folder on its path: the worker
 processes rebuild and verify start (fanout.py passes its path on to them). Where
-TWINFLOW_BENCH_PEAKS names a folder, each writes its own peak resident memory there as it
-exits, in a file named by its process id.
+TWINFLOW_BENCH_PEAKS names a folder, each marks its start there (PID.started) and writes its
+own peak resident memory as it exits (PID, in kB): a worker that started and never wrote its
+peak (killed) shows, and the bench refuses the figure rather than count it low.
 
 A child's peak as the parent's getrusage(RUSAGE_CHILDREN) reports it is no measure of a
 worker: Linux counts in it the parent's resident pages up to the child's exec (a process of
@@ -25,4 +26,5 @@ def _write_peak() -> None:
 
 
 if FOLDER:
+    Path(FOLDER, f"{os.getpid()}.started").touch()
     atexit.register(_write_peak)

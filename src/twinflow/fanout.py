@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from importlib import import_module
@@ -151,8 +152,7 @@ def run(
             told()
             ended = True
         finally:
-            for process, _, _ in workers:
-                _stop(process, ended)
+            _stop([process for process, _, _ in workers], ended)
             for _, reader, box in workers:  # each ends with its worker; its box must not hold it
                 while reader.is_alive():
                     with suppress(queue.Empty):
@@ -161,16 +161,22 @@ def run(
                     reader.join(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes], ended: bool) -> None:
-    """A worker that sent all it had (`ended`) is let exit by itself, as long as it takes
-    an interpreter to end; any other is stopped now: another part failed, or the caller
-    stopped taking items."""
-    if ended:
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=ENDING)
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+def _stop(processes: list[subprocess.Popen[bytes]], ended: bool) -> None:
+    """Workers that sent all they had (`ended`) are let exit by themselves, for as long as
+    it takes an interpreter to end (ENDING, for all of them together); the others are
+    stopped now: another part failed, or the caller stopped taking items. Whatever
+    interrupts the wait (a signal), every worker is still stopped and reaped."""
+    try:
+        if ended:
+            deadline = time.monotonic() + ENDING
+            for process in processes:
+                with suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 def _close(process: subprocess.Popen[bytes]) -> None:

@@ -103,7 +103,7 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
 
     A long log is shared among processes (fanout.py) by ranges of case ids, this one doing
     the first. Each range's rows go to a scratch SQLite file, unindexed, which SQLite copies
-    into the read models in one sorted pass per table (bench/RESULTS.md, fix 21); on
+    into the read models a file at a time, in key order (bench/RESULTS.md, fixes 21, 24); on
     PostgreSQL this process writes its own rows straight in and copies the others'."""
     recorder = register.events.recorder
     views = register.views
