@@ -260,3 +260,16 @@ def test_a_rebuild_brings_read_models_of_an_earlier_layout_to_the_current_one(
 
 def _failing(register: Register, case: Any) -> Any:
     raise RuntimeError("the disk went away")
+
+
+def test_the_ranges_of_case_ids_cover_them_all_in_the_widths_asked() -> None:
+    """The command's range is narrower than the others' (it also empties the read models
+    and copies its own rows in); together they cover every id once, in order."""
+    ranges = projection._id_ranges([9, 10, 10])
+    assert ranges[0][0] is None and ranges[-1][1] is None
+    assert all(ranges[k][1] == ranges[k + 1][0] for k in range(len(ranges) - 1))
+    first, second = (ranges[k][1] for k in range(2))
+    assert first is not None and second is not None
+    assert first.int == 9 * (1 << 128) // 29
+    assert second.int == 19 * (1 << 128) // 29
+    assert projection._id_ranges([1]) == [(None, None)]

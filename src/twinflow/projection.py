@@ -112,7 +112,7 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     shares = fanout.workers(last)
     if sqlite:  # every range has a scratch file, and one connection attaches only so many
         shares = min(shares, storage.MOST_ATTACHED)
-    ranges = _id_ranges(shares)
+    ranges = _id_ranges([COMMAND_SHARE, *[SHARE] * (shares - 1)])
     done = 0
 
     def counted(events: int) -> None:
@@ -124,15 +124,20 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     with ExitStack() as stack:
         scratch = _scratch_files(stack, register, len(ranges) - (0 if sqlite else 1))
         cursor = stack.enter_context(_transaction(register, scratch))
-        if sqlite:  # see _bulk_load
-            _bulk_load(cursor, views.create_statements())
-        else:  # this transaction waits for the processes reading the log: no idle timeout
-            cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        for statement in views.clear_statements():
-            cursor.execute(statement)
+        numbered = list(enumerate(scratch))  # on SQLite the first is this process's
 
         def here(part: Part, told: Callable[[int], None]) -> None:
+            """This process's range, while the others work on theirs: empty the read
+            models (taking the write lock), project, and on SQLite copy its own rows in."""
+            if sqlite:  # see _bulk_load
+                _bulk_load(cursor, views.create_statements())
+            else:  # this transaction waits for the processes reading the log: no idle timeout
+                cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            for statement in views.clear_statements():
+                cursor.execute(statement)
             project_part(register, part, lambda rows: _insert(cursor, views.sql, rows), told)
+            if sqlite:
+                _copy_in(cursor, views.sql, numbered[:1], sqlite)
 
         try:
             files: list[Path | None] = [*scratch] if sqlite else [None, *scratch]
@@ -146,7 +151,7 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
                 task = "twinflow.projection:project_part"
                 for _ in fanout.run(register.location, task, parts, counted, here=here):
                     pass  # the others write their scratch files
-            _copy_in(cursor, views.sql, scratch, sqlite)
+            _copy_in(cursor, views.sql, numbered[1:] if sqlite else numbered, sqlite)
             views.set_position(cursor, last)
             if sqlite:
                 for statement in views.create_statements():
@@ -159,6 +164,9 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
 
 
 Part = tuple[uuid.UUID | None, uuid.UUID | None, int, str | None]  # low, high, last, scratch
+# The widths of the ranges of case ids: this process's is narrower, as it also empties the
+# read models and, on SQLite, copies its own rows in while the others finish (fix 26).
+COMMAND_SHARE, SHARE = 9, 10
 SCRATCH = "twinflow_scratch"  # the schema names of the scratch files, numbered
 
 
@@ -205,11 +213,14 @@ def _transaction(register: Register, scratch: Sequence[Path]) -> Iterator[Any]:
         yield cursor
 
 
-def _copy_in(cursor: Any, sql: Callable[[str], str], scratch: Sequence[Path], sqlite: bool) -> None:
-    """The rows of the scratch files into the read models: on SQLite by SQLite itself, a file
-    at a time in the order of each table's key (one sort at a time: each holds up to the page
-    cache in memory, fix 24); on PostgreSQL read and written a chunk at a time."""
-    for number, path in enumerate(scratch):
+def _copy_in(
+    cursor: Any, sql: Callable[[str], str], scratch: Sequence[tuple[int, Path]], sqlite: bool
+) -> None:
+    """The rows of the (numbered) scratch files into the read models: on SQLite by SQLite
+    itself, a file at a time in the order of each table's key (one sort at a time: each
+    holds up to the page cache in memory, fix 24); on PostgreSQL read and written a chunk
+    at a time."""
+    for number, path in scratch:
         for table, columns in TABLES:
             if sqlite:
                 cursor.execute(
@@ -238,12 +249,15 @@ def _bulk_load(cursor: Any, create: Sequence[str]) -> None:
             cursor.execute(statement)
 
 
-def _id_ranges(parts: int) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
-    """The case ids cut into `parts` equal ranges (case ids are name-based UUIDs: a hash,
-    spread evenly): [low, high), None meaning open-ended."""
-    cuts = [uuid.UUID(int=k * (1 << 128) // parts) for k in range(1, parts)]
+def _id_ranges(widths: Sequence[int]) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
+    """The case ids cut into ranges as wide, relatively, as `widths` (case ids are
+    name-based UUIDs: a hash, spread evenly): [low, high), None meaning open-ended."""
+    total, reached, cuts = sum(widths), 0, []
+    for width in widths[:-1]:
+        reached += width
+        cuts.append(uuid.UUID(int=reached * (1 << 128) // total))
     bounds: list[uuid.UUID | None] = [None, *cuts, None]
-    return [(bounds[k], bounds[k + 1]) for k in range(parts)]
+    return [(bounds[k], bounds[k + 1]) for k in range(len(widths))]
 
 
 def project_part(
