@@ -899,6 +899,30 @@ def writer(register_file: Path) -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
+def test_a_locked_register_in_rollback_journal_mode_is_refused_clearly(
+    register_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A register another tool switched out of WAL mode, held by another writer: eventsourcing
+    asks for WAL as it connects, which SQLite refuses while the lock is held. One clear
+    line, not a traceback, and nothing written."""
+    monkeypatch.setenv("TWINFLOW_LOCK_TIMEOUT", "1")
+    other = sqlite3.connect(register_file, isolation_level=None)
+    try:
+        assert other.execute("PRAGMA journal_mode = DELETE").fetchone() == ("delete",)
+        other.execute("BEGIN IMMEDIATE")
+        for args in (SUSPEND, ("list",)):
+            refused(
+                twinflow(register_file, *args),
+                1,
+                f"the register is busy: another twinflow is writing ({register_file}); try again",
+            )
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    history = json.loads(twinflow(register_file, "history", CASE, "--format", "json").stdout)
+    assert [h["trigger"] for h in history] == ["open"]
+
+
 def test_a_register_locked_beyond_the_timeout_is_refused(
     register_file: Path, writer: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:

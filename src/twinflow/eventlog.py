@@ -3,6 +3,7 @@ turned into one clear line."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
@@ -65,6 +66,10 @@ def translated(location: Location) -> Iterator[None]:
         raise
     except PersistenceError as exc:
         raise StorageError(_storage_message(exc, location)) from None
+    except sqlite3.OperationalError as exc:  # raw from eventsourcing's connection set-up
+        if not _busy(str(exc)):  # the rest is for the caller to say
+            raise
+        raise StorageError(_storage_message(exc, location)) from None
     except InfrastructureFactoryError as exc:  # an eventsourcing setting in the environment
         raise StorageError(
             f"{str(exc).strip()}: twinflow chooses its own storage from --db; unset that "
@@ -72,9 +77,13 @@ def translated(location: Location) -> Iterator[None]:
         ) from None
 
 
+def _busy(text: str) -> bool:
+    return "locked" in text or "busy" in text or "lock timeout" in text
+
+
 def _storage_message(exc: Exception, location: Location) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "locked" in text or "busy" in text or "lock timeout" in text:
+    if _busy(text):
         return (
             f"the register is busy: another twinflow is writing ({location.describe()}); try again"
         )
