@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.test_performance_paths import _record_randomly
-from twinflow import projection, storage
+from twinflow import logread, projection, storage
 from twinflow.application import Register
 from twinflow.cli import cli
 from twinflow.errors import RuleViolation, StorageError
@@ -109,14 +109,14 @@ def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
     monkeypatch.setattr(projection, "CHUNK", 3)
     seen = []
 
-    def failing(register: Register, case: Any) -> Any:
+    def failing(case: projection.Head, steps: Any) -> Any:
         seen.append(case.slug)
         if len(seen) == 3:
             raise RuntimeError("the disk went away")
-        return original(register, case)
+        return original(case, steps)
 
-    original = projection.path_of
-    monkeypatch.setattr(projection, "path_of", failing)
+    original = projection.case_row
+    monkeypatch.setattr(projection, "case_row", failing)
     with pytest.raises(RuntimeError, match="the disk went away"):
         register.views.rebuild()
     assert _rows(register) == caught_up
@@ -238,7 +238,7 @@ def test_a_rebuild_brings_read_models_of_an_earlier_layout_to_the_current_one(
     assert register.views.audit(actor=everything[0]["actor"]) == everything  # one clerk
     register.close()
     monkeypatch.setenv("TWINFLOW_WORKERS", "1")
-    monkeypatch.setattr(projection, "path_of", _failing)
+    monkeypatch.setattr(projection, "case_row", _failing)
     with pytest.raises(RuntimeError, match="the disk went away"):
         Register.at(str(path)).views.rebuild()
     assert _layout(path) == earlier
@@ -258,7 +258,7 @@ def test_a_rebuild_brings_read_models_of_an_earlier_layout_to_the_current_one(
     register.close()
 
 
-def _failing(register: Register, case: Any) -> Any:
+def _failing(case: projection.Head, steps: Any) -> Any:
     raise RuntimeError("the disk went away")
 
 
@@ -273,3 +273,60 @@ def test_the_ranges_of_case_ids_cover_them_all_in_the_widths_asked() -> None:
     assert first.int == 9 * (1 << 128) // 29
     assert second.int == 19 * (1 << 128) // 29
     assert projection._id_ranges([1]) == [(None, None)]
+
+
+def _cases_of(register: Register) -> list[list[logread.Stored]]:
+    recorder = register.events.recorder
+    last = int(recorder.max_notification_id())
+    return list(projection._cases(recorder, None, None, last, lambda n: None))
+
+
+def test_cases_read_straight_from_their_json_give_what_their_replay_gives(
+    register: Register,
+) -> None:
+    """A rebuild reads a case of openings, decisions and notes in plain JSON without making
+    its events and aggregate; the items, heading and audit rows must be the replay's, and
+    every other case goes to the replay."""
+    _varied(register)
+    decode = logread.Decoder(register.events.mapper)
+    assert decode.plain
+    read, replayed = [], []
+    for records in _cases_of(register):
+        direct = projection._direct(records)
+        reference = projection._replayed(decode, records)
+        if direct is None:
+            replayed.append(reference[0].slug)
+        else:
+            assert direct == reference
+            read.append(direct[0].slug)
+    assert replayed == ["with-changes"]  # a correction and a retraction
+    assert sorted(read) == [f"case-{n}" for n in range(4)]
+
+
+def _altered(records: list[logread.Stored], k: int, **changes: Any) -> list[logread.Stored]:
+    return [r._replace(**changes) if i == k else r for i, r in enumerate(records)]
+
+
+def test_a_case_unlike_the_usual_is_replayed_rather_than_read_straight(
+    register: Register,
+) -> None:
+    _varied(register)
+    records = next(c for c in _cases_of(register) if len(c) > 3 and projection._direct(c))
+    state = records[2].state
+    migrated = "twinflow:case:migrated"
+    for unusual in (
+        _altered(records, 2, state=state.replace(b'"actor":', b'"vote":1.5,"actor":')),  # a float
+        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\u00e9","actor":')),
+        _altered(records, 2, state=state.decode()),  # text rather than bytes
+        _altered(records, 2, topic=migrated),  # an event that is not an opening, decision, note
+        _altered(records, 0, topic=records[1].topic),  # no opening first
+        records[:2] + records[3:],  # a version missing
+    ):
+        assert projection._direct(unusual) is None
+    # The float and the escaped text are still read by the replay, as before.
+    decode = logread.Decoder(register.events.mapper)
+    for unusual in (
+        _altered(records, 2, state=state.replace(b'"actor":', b'"vote":1.5,"actor":')),
+        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\u00e9","actor":')),
+    ):
+        assert projection._replayed(decode, unusual)[1] == projection._replayed(decode, records)[1]

@@ -108,11 +108,7 @@ class CaseStore:
             if known_at is not None
             else (case.workflow_version, case.workflow_digest)
         )
-        flow = self._workflows.get(digest)
-        if flow is None:
-            stored: StoredWorkflow = self.events.repository.get(workflow_id(case.workflow, version))
-            flow = definitions.from_document(stored.document)
-            self._workflows[digest] = flow
+        flow = self.definition_of(case.workflow, version, digest)
         if check_file:
             try:
                 current = self.library.get(case.workflow)
@@ -120,6 +116,16 @@ class CaseStore:
                 return flow
             if current.version == flow.version and current.digest != flow.digest:
                 raise _changed_without_bump(current, self.library)
+        return flow
+
+    def definition_of(self, name: str, version: int, digest: str) -> Workflow:
+        """The stored definition of a workflow version (its digest given), read once per
+        register: what cases on that version are judged by."""
+        flow = self._workflows.get(digest)
+        if flow is None:
+            stored: StoredWorkflow = self.events.repository.get(workflow_id(name, version))
+            flow = definitions.from_document(stored.document)
+            self._workflows[digest] = flow
         return flow
 
 

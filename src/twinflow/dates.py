@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from twinflow.errors import InvalidInput
 
@@ -29,6 +29,12 @@ class PartialDate:
     earliest: dt.date
     latest: dt.date
     text: str
+
+    @cached_property
+    def iso(self) -> tuple[str, str, str]:
+        """`start`, `earliest` and `latest` as ISO text, written once for each date: the read
+        models store them for every step, and parse_date hands out one object per text."""
+        return self.start.isoformat(), self.earliest.isoformat(), self.latest.isoformat()
 
     @property
     def exact(self) -> bool:

@@ -189,6 +189,12 @@ class Decoder:
         )
         self._classes: dict[tuple[str, type], tuple[type, Callable[[Any], Any]]] = {}
 
+    @property
+    def plain(self) -> bool:
+        """Whether stored states are the transcoder's JSON as it is (no cipher, compressor or
+        mapper of another kind), for `plain_state` to read."""
+        return self._decode_state is not None
+
     def __call__(self, record: Any) -> Any:
         return self.decode(record)[0]
 

@@ -8,15 +8,16 @@ they were, and an interrupted rebuild leaves them so."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing, contextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
 
 from twinflow import fanout, logread, storage, timeline
 from twinflow import steps as step_rows
@@ -35,7 +36,32 @@ CACHE_KB = 16384  # SQLite's page cache while it loads the read models
 DEFAULT_CACHE = -2000  # SQLite's own default, restored afterwards
 
 
-def case_row(case: Case, steps: Sequence[timeline.Step]) -> tuple[Any, ...]:
+class Head(NamedTuple):
+    """What the read models say of a case beside its path: from its opening, its last
+    migration and its last event."""
+
+    slug: str
+    title: str
+    workflow: str
+    workflow_version: int
+    workflow_digest: str
+    parties: list[str]
+    version: int
+
+    @classmethod
+    def of(cls, case: Case) -> Head:
+        return cls(
+            case.slug,
+            case.title,
+            case.workflow,
+            case.workflow_version,
+            case.workflow_digest,
+            case.parties,
+            case.version,
+        )
+
+
+def case_row(case: Head, steps: Sequence[timeline.Step]) -> tuple[Any, ...]:
     """A case's row in twinflow_cases (CASE_COLUMNS), from its path through its workflow."""
     since = next((s for s in reversed(steps) if s.changes_state), None)
     return (
@@ -43,24 +69,23 @@ def case_row(case: Case, steps: Sequence[timeline.Step]) -> tuple[Any, ...]:
         case.title,
         case.workflow,
         case.workflow_version,
-        json.dumps(case.parties),
+        _json(case.parties),
         steps[-1].after,
         str(since.item.date) if since else None,
-        max(s.item.date.latest for s in steps).isoformat(),
-        json.dumps(
+        max(s.item.date.iso[2] for s in steps),  # ISO days sort as the days do
+        _json(
             [
-                [
-                    s.item.date.earliest.isoformat(),
-                    s.item.date.latest.isoformat(),
-                    s.after,
-                    str(s.item.date),
-                    s.changes_state,
-                ]
+                [*s.item.date.iso[1:], s.after, s.item.date.text, s.changes_state]  # earliest..
                 for s in steps
             ]
         ),
         case.version,
     )
+
+
+def _json(value: Any) -> str:
+    """JSON as the read models store it (read back with json.loads)."""
+    return orjson.dumps(value).decode()
 
 
 def path_of(register: Register, case: Case) -> list[timeline.Step]:
@@ -69,29 +94,78 @@ def path_of(register: Register, case: Case) -> list[timeline.Step]:
 
 def audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
     """What twinflow_audit says of one event (AUDIT_COLUMNS)."""
-    fields: dict[str, Any] = vars(event)
+    return audit_of(position, slug, event.originator_version, event.KIND, vars(event))
+
+
+def audit_of(
+    position: int, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`."""
     if "decision" in fields:
         detail = fields["decision"].get("trigger") or "open"
-        if event.KIND == "opened":
+        if kind == "opened":
             detail = f"open {fields['slug']} ({fields['workflow']} v{fields['workflow_version']})"
     elif "note" in fields:
         detail = f"note {fields['note'].get('kind')}"
-    elif event.KIND == "migrated":
+    elif kind == "migrated":
         detail = f"migrate v{fields['from_version']} -> v{fields['to_version']}: {fields['reason']}"
     else:
         changed = ", ".join(fields.get("changes") or {})
-        detail = f"{event.KIND} #{fields.get('target')}{f' ({changed})' if changed else ''}"
+        detail = f"{kind} #{fields.get('target')}{f' ({changed})' if changed else ''}"
         detail += f": {fields.get('why')}"
     return (
         position,
         slug,
-        event.originator_version,
-        event.KIND,
+        seq,
+        kind,
         detail,
-        event.actor,
-        event.timestamp.isoformat(),
+        fields["actor"],
+        fields["timestamp"].isoformat(),
         fields.get("on_behalf_of"),
     )
+
+
+# The events a case can be read from without replaying them (_direct), and their kinds.
+DIRECT = {event.TOPIC: event.KIND for event in (Case.Opened, Case.Decided, Case.Noted)}
+Read = tuple[Head, list[timeline.Item], list[tuple[Any, ...]]]  # a case, its items, audit rows
+
+
+def _replayed(decode: logread.Decoder, records: Sequence[logread.Stored]) -> Read:
+    """A case through its events and its aggregate, as every command reads it."""
+    events = [decode(r) for r in records]
+    case: Case = replay(None, events)
+    audit = [audit_row(r.id, case.slug, e) for r, e in zip(records, events, strict=True)]
+    return Head.of(case), timeline.in_force(case.entries), audit
+
+
+def _direct(records: Sequence[logread.Stored]) -> Read | None:
+    """A case read straight from its stored JSON (logread.plain_state), without making its
+    events and aggregate, where it holds only an opening, decisions and notes, in plain
+    JSON, numbered from 1 without a gap (nearly every case): the items and rows the replay
+    gives (tests/test_projection.py compares both), for a quarter less of a rebuild's work
+    (bench/RESULTS.md, fix 27). None for any other case."""
+    items, audit = [], []
+    opening: dict[str, Any] = {}
+    for seq, record in enumerate(records, Case.INITIAL_VERSION):
+        kind = DIRECT.get(record.topic)
+        state = logread.plain_state(record.state) if kind else None
+        if kind is None or state is None or record.originator_version != seq:
+            return None
+        if (seq == Case.INITIAL_VERSION) != (kind == "opened"):
+            return None
+        opening = opening or state
+        items.append(timeline.item_of(seq, kind, state["timestamp"], state["actor"], state))
+        audit.append(audit_of(record.id, opening["slug"], seq, kind, state))
+    head = Head(
+        opening["slug"],
+        opening["title"],
+        opening["workflow"],
+        opening["workflow_version"],
+        opening["workflow_digest"],
+        list(opening["parties"]),
+        len(records),
+    )
+    return head, items, audit
 
 
 # ---------------------------------------------------------------------------- rebuild
@@ -293,18 +367,18 @@ def _project(
     progress: Callable[[int], None],
 ) -> None:
     decode = logread.Decoder(register.events.mapper)
+    direct = decode.plain
     rows: Rows = {table: [] for table, _ in TABLES}
     pending = 0
     for records in _cases(register.events.recorder, low, high, last, progress):
-        events = [decode(r) for r in records]
-        case: Case = replay(None, events)
-        steps = path_of(register, case)
-        rows["twinflow_cases"].append(case_row(case, steps))
-        rows["twinflow_parties"] += [(party, case.slug) for party in dict.fromkeys(case.parties)]
-        rows["twinflow_audit"] += [
-            audit_row(r.id, case.slug, e) for r, e in zip(records, events, strict=True)
-        ]
-        rows["twinflow_steps"] += step_rows.rows_of(case.slug, steps)
+        read = _direct(records) if direct else None
+        head, items, audit = read or _replayed(decode, records)
+        flow = register.definition_of(head.workflow, head.workflow_version, head.workflow_digest)
+        steps = timeline.path(items, flow)
+        rows["twinflow_cases"].append(case_row(head, steps))
+        rows["twinflow_parties"] += [(party, head.slug) for party in dict.fromkeys(head.parties)]
+        rows["twinflow_audit"] += audit
+        rows["twinflow_steps"] += step_rows.rows_of(head.slug, steps)
         pending += len(records)
         if pending >= CHUNK:
             emit(rows)

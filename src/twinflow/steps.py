@@ -41,9 +41,10 @@ def rows_of(slug: str, steps: Sequence[timeline.Step]) -> list[tuple[Any, ...]]:
     since, reach = 0, ""
     for idx, step in enumerate(steps):
         date = step.item.date
+        start, earliest, latest = date.iso
         if step.changes_state:
             since = idx
-        reach = max(reach, date.latest.isoformat())
+        reach = max(reach, latest)
         rows.append(
             (
                 slug,
@@ -51,9 +52,9 @@ def rows_of(slug: str, steps: Sequence[timeline.Step]) -> list[tuple[Any, ...]]:
                 step.item.seq,
                 step.item.trigger,
                 date.text,
-                date.start.isoformat(),
-                date.earliest.isoformat(),
-                date.latest.isoformat(),
+                start,
+                earliest,
+                latest,
                 step.after,
                 int(step.changes_state),
                 since,

@@ -97,6 +97,23 @@ def revised(item: Item, changes: Mapping[str, Any]) -> Item:
     return replace(item, values=values, date=date)
 
 
+RECORDS = frozenset({"opened", "decided", "noted"})  # the kinds of event that record an item
+
+
+def item_of(
+    seq: int, kind: str, recorded_at: dt.datetime, actor: str, data: Mapping[str, Any]
+) -> Item:
+    """The decision or note that an event of one of the RECORDS kinds records (`data`: its
+    fields), as it was recorded."""
+    if kind == "noted":
+        values = dict(data["note"])
+        return Item(seq, "note", recorded_at, actor, values, parse_date(values["on"], "date"))
+    values = dict(data["decision"])
+    if kind == "opened":
+        values["trigger"] = OPEN
+    return Item(seq, "decision", recorded_at, actor, values, effective_of(values))
+
+
 def _fold(
     entries: Iterable[Entry], known_at: dt.datetime | None
 ) -> tuple[dict[int, Item], set[int]]:
@@ -105,22 +122,9 @@ def _fold(
     for entry in entries:
         if known_at is not None and entry.recorded_at > known_at:
             break
-        if entry.kind in ("opened", "decided"):
-            values = dict(entry.data["decision"])
-            if entry.kind == "opened":
-                values["trigger"] = OPEN
-            items[entry.seq] = Item(
-                entry.seq, "decision", entry.recorded_at, entry.actor, values, effective_of(values)
-            )
-        elif entry.kind == "noted":
-            values = dict(entry.data["note"])
-            items[entry.seq] = Item(
-                entry.seq,
-                "note",
-                entry.recorded_at,
-                entry.actor,
-                values,
-                parse_date(values["on"], "date"),
+        if entry.kind in RECORDS:
+            items[entry.seq] = item_of(
+                entry.seq, entry.kind, entry.recorded_at, entry.actor, entry.data
             )
         elif entry.kind == "migrated":
             continue  # changes the version the items are judged by, not the items

@@ -109,7 +109,7 @@ class Views:
             rows = {}
             for cid, case in changed.items():
                 paths[case.slug] = projection.path_of(self.register, case)
-                rows[cid] = projection.case_row(case, paths[case.slug])
+                rows[cid] = projection.case_row(projection.Head.of(case), paths[case.slug])
             audit = [
                 projection.audit_row(position, rows[e.originator_id][0], e) for position, e in cases
             ]
