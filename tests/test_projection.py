@@ -288,9 +288,22 @@ def test_cases_read_straight_from_their_json_give_what_their_replay_gives(
     its events and aggregate; the items, heading and audit rows must be the replay's, and
     every other case goes to the replay."""
     _varied(register)
+    clerk = "clerk Ærø"  # on PostgreSQL the database role records, for this clerk
+    register.open_case(
+        "aero-koln",
+        workflow="twinning",
+        title="Ærø – Köln \"\\ 😀",
+        parties=["Ærø", "Köln"],
+        by="council",
+        on="1990?",
+        actor=clerk,
+    )
+    register.decide("aero-koln", "suspend", by="executive", party="Köln", on="2020-03", actor=clerk)
+    register.note("aero-koln", "letter", on="2021", party="Ærø", summary="a\nletter", actor=clerk)
     decode = logread.Decoder(register.events.mapper)
     assert decode.plain
     read, replayed = [], []
+    behalf = set()
     for records in _cases_of(register):
         direct = projection._direct(records)
         reference = projection._replayed(decode, records)
@@ -299,8 +312,10 @@ def test_cases_read_straight_from_their_json_give_what_their_replay_gives(
         else:
             assert direct == reference
             read.append(direct[0].slug)
+            behalf |= {row[-1] for row in direct[2]}
     assert replayed == ["with-changes"]  # a correction and a retraction
-    assert sorted(read) == [f"case-{n}" for n in range(4)]
+    assert sorted(read) == ["aero-koln", *[f"case-{n}" for n in range(4)]]
+    assert behalf == ({None, clerk} if register.session_user else {None})
 
 
 def _altered(records: list[logread.Stored], k: int, **changes: Any) -> list[logread.Stored]:
@@ -320,6 +335,7 @@ def test_a_case_unlike_the_usual_is_replayed_rather_than_read_straight(
         _altered(records, 2, state=state.decode()),  # text rather than bytes
         _altered(records, 2, topic=migrated),  # an event that is not an opening, decision, note
         _altered(records, 0, topic=records[1].topic),  # no opening first
+        _altered(records, 2, topic=records[0].topic),  # a second opening
         records[:2] + records[3:],  # a version missing
     ):
         assert projection._direct(unusual) is None
@@ -330,3 +346,54 @@ def test_a_case_unlike_the_usual_is_replayed_rather_than_read_straight(
         _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\u00e9","actor":')),
     ):
         assert projection._replayed(decode, unusual)[1] == projection._replayed(decode, records)[1]
+
+
+def test_a_compressed_register_is_rebuilt_through_the_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPRESSOR_TOPIC", "eventsourcing.compressor:ZlibCompressor")
+    register = Register.at(str(tmp_path / "register.db"), create=True)
+    try:
+        _varied(register)
+        caught_up = _rows(register)
+        assert not logread.Decoder(register.events.mapper).plain
+        monkeypatch.setattr(projection, "_direct", None)  # never called
+        register.views.rebuild()
+        assert _rows(register) == caught_up
+    finally:
+        register.close()
+
+
+@pytest.mark.parametrize(("new", "rebuilds"), [(12, False), (60, True)])
+def test_a_catch_up_with_half_the_log_or_more_to_read_rebuilds_instead(
+    register: Register, monkeypatch: pytest.MonkeyPatch, new: int, rebuilds: bool
+) -> None:
+    """After a large import into a small register, the read models are rebuilt (each case
+    read once) rather than caught up batch after batch; the bar's total says so."""
+    _varied(register)
+    held = int(register.events.recorder.max_notification_id())
+    assert held < 60
+    register.open_case(
+        "late", workflow="twinning", title="Late", parties=["A", "B"], by="council", on="2000"
+    )
+    for n in range(new - 1):
+        register.note("late", "letter", on=f"{2001 + n % 20}", party="A", summary=f"{n}")
+    last = held + new
+    monkeypatch.setattr(projection, "CHUNK", 5)
+    assert register.views.pending() == (last if rebuilds else new)
+    called = []
+    original = projection.rebuild
+
+    def spy(register: Register, progress: Any = None) -> int:
+        called.append(register)
+        return original(register, progress)
+
+    monkeypatch.setattr(projection, "rebuild", spy)
+    told: list[int] = []
+    assert register.views.catch_up(told.append) == sum(told) == (last if rebuilds else new)
+    assert len(called) == int(rebuilds)
+    assert register.views.pending() == 0
+    caught_up = _rows(register)
+    assert len(caught_up["twinflow_audit"]) == last - 1  # all but the workflow's registration
+    register.views.rebuild()
+    assert _rows(register) == caught_up

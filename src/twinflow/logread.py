@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Mapper, find_id_convertor
+from eventsourcing.persistence import JSONTranscoder, Mapper, find_id_convertor
 from eventsourcing.utils import resolve_topic
 
 BATCH = 1000
@@ -191,9 +191,9 @@ class Decoder:
 
     @property
     def plain(self) -> bool:
-        """Whether stored states are the transcoder's JSON as it is (no cipher, compressor or
-        mapper of another kind), for `plain_state` to read."""
-        return self._decode_state is not None
+        """Whether stored states are eventsourcing's JSON as it is (its own transcoder; no
+        cipher, compressor or mapper of another kind), for `plain_state` to read."""
+        return self._decode_state is not None and type(self.mapper.transcoder) is JSONTranscoder
 
     def __call__(self, record: Any) -> Any:
         return self.decode(record)[0]

@@ -125,8 +125,13 @@ def audit_of(
     )
 
 
-# The events a case can be read from without replaying them (_direct), and their kinds.
-DIRECT = {event.TOPIC: event.KIND for event in (Case.Opened, Case.Decided, Case.Noted)}
+# The events a case can be read from without replaying them (_direct), and their kinds: not
+# one that gains a class_version (its older records would need the mapper's upcasting).
+DIRECT = {
+    event.TOPIC: event.KIND
+    for event in (Case.Opened, Case.Decided, Case.Noted)
+    if getattr(event, "class_version", 1) == 1
+}
 Read = tuple[Head, list[timeline.Item], list[tuple[Any, ...]]]  # a case, its items, audit rows
 
 

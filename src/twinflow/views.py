@@ -87,17 +87,22 @@ class Views:
         return int(row["position"]) if row else 0
 
     def pending(self) -> int:
-        """How many events the views have not seen yet."""
-        return max(0, (self.register.events.recorder.max_notification_id() or 0) - self.position())
+        """How many events the next catch-up reads: those the views have not seen yet, or
+        the whole log where it rebuilds them instead (`catch_up`)."""
+        last = self.register.events.recorder.max_notification_id() or 0
+        start = self.position()
+        return last if _rebuilds(start, last) else max(0, last - start)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Apply every event recorded since the last tracked position, in log order, a batch
-        per transaction; returns how many. A register whose read models hold nothing yet
-        (a new register after an import or a restore) is filled by a rebuild instead."""
+        per transaction; returns how many. Where half the log or more is new to the read
+        models (a new register after an import or a restore, a large import into a small
+        register), they are rebuilt instead: that reads each case once, where catching up
+        replays each case a batch touches (bench/RESULTS.md, fix 28)."""
         recorder = self.register.events.recorder
         start, done = self.position(), 0
         last = recorder.max_notification_id() or 0
-        if start == 0 and last >= projection.CHUNK:
+        if _rebuilds(start, last):
             return projection.rebuild(self.register, progress)
         decode = logread.Decoder(self.register.events.mapper)
         followed = Followed(self._load)
@@ -329,13 +334,18 @@ class Views:
             ]
 
 
+def _rebuilds(start: int, last: int) -> bool:
+    """Whether a catch-up from position `start` to `last` rebuilds the read models."""
+    return last >= projection.CHUNK and (last - start) * 2 >= last
+
+
 def _listings(
     fetched: list[tuple[Any, ...]], as_of: PartialDate, state: str | None
 ) -> list[dict[str, Any]]:
     """The listed rows of the fetched cases, those that may be in `state` where given.
 
     Built in one loop over plain tuples, the parties of every case decoded by a single
-    json.loads of them all (each stored value is one JSON array, written by json.dumps):
+    json.loads of them all (each stored value is one JSON array, projection._json's):
     per-row calls and mappings cost more than the query for thousands of cases."""
     parties = json.loads(f"[{','.join([row[4] for row in fetched])}]")
     listed = []
