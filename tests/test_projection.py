@@ -76,6 +76,19 @@ def test_a_rebuild_writes_what_catching_up_wrote(
     assert _rows(register) == caught_up
 
 
+def _rebuilds_seen(monkeypatch: pytest.MonkeyPatch) -> list[Register]:
+    """The registers projection.rebuild is called on from now on, as it is called."""
+    called: list[Register] = []
+    original = projection.rebuild
+
+    def spy(register: Register, progress: Any = None) -> int:
+        called.append(register)
+        return original(register, progress)
+
+    monkeypatch.setattr(projection, "rebuild", spy)
+    return called
+
+
 def test_empty_read_models_are_filled_by_a_rebuild(
     register: Register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,14 +100,7 @@ def test_empty_read_models_are_filled_by_a_rebuild(
         for statement in register.views.clear_statements():
             cursor.execute(statement)
     monkeypatch.setattr(projection, "CHUNK", 5)
-    called = []
-    original = projection.rebuild
-
-    def spy(register: Register, progress: Any = None) -> int:
-        called.append(register)
-        return original(register, progress)
-
-    monkeypatch.setattr(projection, "rebuild", spy)
+    called = _rebuilds_seen(monkeypatch)
     assert register.views.catch_up() > 0
     assert len(called) == 1
     assert _rows(register) == caught_up
@@ -381,14 +387,7 @@ def test_a_catch_up_with_half_the_log_or_more_to_read_rebuilds_instead(
     last = held + new
     monkeypatch.setattr(projection, "CHUNK", 5)
     assert register.views.pending() == (last if rebuilds else new)
-    called = []
-    original = projection.rebuild
-
-    def spy(register: Register, progress: Any = None) -> int:
-        called.append(register)
-        return original(register, progress)
-
-    monkeypatch.setattr(projection, "rebuild", spy)
+    called = _rebuilds_seen(monkeypatch)
     told: list[int] = []
     assert register.views.catch_up(told.append) == sum(told) == (last if rebuilds else new)
     assert len(called) == int(rebuilds)
