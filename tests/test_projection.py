@@ -396,3 +396,49 @@ def test_a_catch_up_with_half_the_log_or_more_to_read_rebuilds_instead(
     assert len(caught_up["twinflow_audit"]) == last - 1  # all but the workflow's registration
     register.views.rebuild()
     assert _rows(register) == caught_up
+
+
+def _settings(cursor: Any) -> dict[str, int]:
+    found = {}
+    for name in projection.LOADING:
+        cursor.execute(f"PRAGMA main.{name}")
+        found[name] = cursor.fetchone()[0]
+    return found
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_settings_for_loading_are_the_connections_own_again_afterwards(
+    tmp_path: Path, fails: bool
+) -> None:
+    with closing(sqlite3.connect(tmp_path / "x.db")) as conn:
+        cursor = conn.cursor()
+        cursor.execute("PRAGMA main.secure_delete = 1")
+        own = _settings(cursor)
+        assert own != projection.LOADING
+        with suppress(RuntimeError), projection._loading(cursor):
+            assert _settings(cursor) == projection.LOADING
+            if fails:
+                raise RuntimeError("the disk went away")
+        assert _settings(cursor) == own
+
+
+def test_a_rebuild_drops_the_old_tables_without_overwriting_their_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register = Register.at(str(tmp_path / "register.db"), create=True)
+    try:
+        _varied(register)
+        caught_up = _rows(register)
+        seen = []
+        original = projection._bulk_load
+
+        def spy(cursor: Any, create: Any) -> None:
+            seen.append(_settings(cursor))
+            original(cursor, create)
+
+        monkeypatch.setattr(projection, "_bulk_load", spy)
+        register.views.rebuild()
+        assert seen == [projection.LOADING]
+        assert _rows(register) == caught_up
+    finally:
+        register.close()

@@ -32,8 +32,9 @@ CHUNK = 2000  # events read per query, and about as many rows sent per message
 CASE_COLUMNS = "slug, title, workflow, version, parties, state, since, settled_on, steps, last_seq"
 AUDIT_COLUMNS = "position, slug, seq, kind, detail, actor, recorded_at, on_behalf_of"
 Rows = dict[str, list[tuple[Any, ...]]]  # table name: rows
-CACHE_KB = 16384  # SQLite's page cache while it loads the read models
-DEFAULT_CACHE = -2000  # SQLite's own default, restored afterwards
+# SQLite's settings while it loads the read models (_loading): a larger page cache (fix 15),
+# and the old tables' pages freed without being overwritten with zeros first (fix 29).
+LOADING = {"cache_size": -16384, "secure_delete": 0}
 
 
 class Head(NamedTuple):
@@ -203,6 +204,8 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     with ExitStack() as stack:
         scratch = _scratch_files(stack, register, len(ranges) - (0 if sqlite else 1))
         cursor = stack.enter_context(_transaction(register, scratch))
+        if sqlite:
+            stack.enter_context(_loading(cursor))
         numbered = list(enumerate(scratch))  # on SQLite the first is this process's
 
         def here(part: Part, told: Callable[[int], None]) -> None:
@@ -218,27 +221,22 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
             if sqlite:
                 _copy_in(cursor, views.sql, numbered[:1], sqlite)
 
-        try:
-            files: list[Path | None] = [*scratch] if sqlite else [None, *scratch]
-            parts: list[Part] = [
-                (low, high, last, str(path) if path else None)
-                for (low, high), path in zip(ranges, files, strict=True)
-            ]
-            if len(parts) == 1:
-                here(parts[0], counted)
-            else:
-                task = "twinflow.projection:project_part"
-                for _ in fanout.run(register.location, task, parts, counted, here=here):
-                    pass  # the others write their scratch files
-            _copy_in(cursor, views.sql, numbered[1:] if sqlite else numbered, sqlite)
-            views.set_position(cursor, last)
-            if sqlite:
-                for statement in views.create_statements():
-                    cursor.execute(statement)  # the indexes again (the tables are there)
-        finally:
-            if sqlite:  # the cache is the connection's, not the transaction's
-                with suppress(Exception):  # never in the way of the error that got here
-                    cursor.execute(f"PRAGMA cache_size = {DEFAULT_CACHE}")
+        files: list[Path | None] = [*scratch] if sqlite else [None, *scratch]
+        parts: list[Part] = [
+            (low, high, last, str(path) if path else None)
+            for (low, high), path in zip(ranges, files, strict=True)
+        ]
+        if len(parts) == 1:
+            here(parts[0], counted)
+        else:
+            task = "twinflow.projection:project_part"
+            for _ in fanout.run(register.location, task, parts, counted, here=here):
+                pass  # the others write their scratch files
+        _copy_in(cursor, views.sql, numbered[1:] if sqlite else numbered, sqlite)
+        views.set_position(cursor, last)
+        if sqlite:
+            for statement in views.create_statements():
+                cursor.execute(statement)  # the indexes again (the tables are there)
     return done
 
 
@@ -313,14 +311,34 @@ def _copy_in(
                     _insert_rows(cursor, sql, table, columns, rows)
 
 
+@contextmanager
+def _loading(cursor: Any) -> Iterator[None]:
+    """SQLite's LOADING settings for the rebuild's transaction, and the connection's own
+    back afterwards (they are the connection's, not the transaction's). secure_delete is on
+    in many builds of SQLite (Debian's): dropping the old tables then writes every freed page
+    over with zeros, some 390 MB for a register of a million events. What those pages held
+    is the read models, made from the events the same file keeps: nothing to erase."""
+    before = {}
+    for name in LOADING:
+        cursor.execute(f"PRAGMA main.{name}")
+        before[name] = cursor.fetchone()[0]
+    try:
+        for name, value in LOADING.items():
+            cursor.execute(f"PRAGMA main.{name} = {value}")
+        yield
+    finally:
+        for name, value in before.items():
+            with suppress(Exception):  # never in the way of the error that got here
+                cursor.execute(f"PRAGMA main.{name} = {value}")
+
+
 def _bulk_load(cursor: Any, create: Sequence[str]) -> None:
     """SQLite loads a table fastest without its indexes, built afterwards in one sort each,
-    and with a larger page cache (bench/RESULTS.md, fix 15). The read models' tables are
-    dropped and made again without their indexes, inside the transaction, so a failed
-    rebuild brings them back as they were, and a register from an earlier twinflow gets
-    the current layout (fix 23). PostgreSQL clerks may not own the tables, so there the
+    and with a larger page cache (bench/RESULTS.md, fix 15; `_loading`). The read models'
+    tables are dropped and made again without their indexes, inside the transaction, so a
+    failed rebuild brings them back as they were, and a register from an earlier twinflow
+    gets the current layout (fix 23). PostgreSQL clerks may not own the tables, so there the
     rows are deleted and load with the indexes in place."""
-    cursor.execute(f"PRAGMA cache_size = -{CACHE_KB}")
     for table, _ in TABLES:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")  # and its indexes
     for statement in create:
