@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
@@ -156,28 +157,34 @@ def test_a_shared_rebuild_leaves_no_scratch_files(
     assert left == []
 
 
-def test_no_room_for_scratch_files_is_one_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def on_file(tmp_path: Path) -> Iterator[Register]:
+    """A SQLite register in the test's folder, holding _varied's cases, caught up."""
     register = Register.at(str(tmp_path / "register.db"), create=True)
     try:
         _varied(register)
-        caught_up = _rows(register)
-
-        def full(*args: Any, **kwargs: Any) -> Any:
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(projection.tempfile, "TemporaryDirectory", full)
-        with pytest.raises(StorageError) as raised:
-            register.views.rebuild()
-        assert str(raised.value) == (
-            f"the rebuild could not write its scratch files in {tmp_path} ([Errno 28] No space "
-            "left on device): free some disk space there or make the folder writable, and run "
-            "it again; the read models are as they were"
-        )
-        assert _rows(register) == caught_up
+        yield register
     finally:
         register.close()
+
+
+def test_no_room_for_scratch_files_is_one_clear_error(
+    on_file: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caught_up = _rows(on_file)
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(projection.tempfile, "TemporaryDirectory", full)
+    with pytest.raises(StorageError) as raised:
+        on_file.views.rebuild()
+    assert str(raised.value) == (
+        f"the rebuild could not write its scratch files in {tmp_path} ([Errno 28] No space "
+        "left on device): free some disk space there or make the folder writable, and run "
+        "it again; the read models are as they were"
+    )
+    assert _rows(on_file) == caught_up
 
 
 def test_a_failed_attach_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
@@ -423,22 +430,17 @@ def test_the_settings_for_loading_are_the_connections_own_again_afterwards(
 
 
 def test_a_rebuild_drops_the_old_tables_without_overwriting_their_pages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    on_file: Register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register = Register.at(str(tmp_path / "register.db"), create=True)
-    try:
-        _varied(register)
-        caught_up = _rows(register)
-        seen = []
-        original = projection._bulk_load
+    caught_up = _rows(on_file)
+    seen = []
+    original = projection._bulk_load
 
-        def spy(cursor: Any, create: Any) -> None:
-            seen.append(_settings(cursor))
-            original(cursor, create)
+    def spy(cursor: Any, create: Any) -> None:
+        seen.append(_settings(cursor))
+        original(cursor, create)
 
-        monkeypatch.setattr(projection, "_bulk_load", spy)
-        register.views.rebuild()
-        assert seen == [projection.LOADING]
-        assert _rows(register) == caught_up
-    finally:
-        register.close()
+    monkeypatch.setattr(projection, "_bulk_load", spy)
+    on_file.views.rebuild()
+    assert seen == [projection.LOADING]
+    assert _rows(on_file) == caught_up
