@@ -148,8 +148,8 @@ def _direct(records: Sequence[logread.Stored]) -> Read | None:
     """A case read straight from its stored JSON (logread.plain_state), without making its
     events and aggregate, where it holds only an opening, decisions and notes, in plain
     JSON, numbered from 1 without a gap (nearly every case): the items and rows the replay
-    gives (tests/test_projection.py compares both), for a quarter less of a rebuild's work
-    (bench/RESULTS.md, fix 27). None for any other case."""
+    gives (tests/test_projection.py compares both), for a quarter less CPU in a rebuild's
+    projection (bench/RESULTS.md, fix 27). None for any other case."""
     items, audit = [], []
     opening: dict[str, Any] = {}
     for seq, record in enumerate(records, Case.INITIAL_VERSION):
