@@ -8,14 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from twinflow import bulk, timeline
+from twinflow import bulk, projection, timeline
 from twinflow.definitions import Transition, Workflow
 from twinflow.domain import Case, Recorded, StoredWorkflow, case_id
 from twinflow.errors import NotFound, TwinflowError
-from twinflow.eventbytes import Builder
-from twinflow.exchange import Problem, Progress, Summary
+from twinflow.eventbytes import Builder, Chain
+from twinflow.exchange import Problem, Progress, Summary, catch_up_views
 from twinflow.rowcheck import date_of
-from twinflow.spill import Spill, Spilled
+from twinflow.spill import BATCH, Spill, Spilled
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -58,8 +58,13 @@ class Checker:
         self.known: dict[str, Rules] = {}  # by workflow digest
         self.now = dt.datetime.now(dt.UTC)
         self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of)
+        # The read models' rows of the new cases (`view_rows`), or None
+        self.rows: projection.Rows | None = None
+        self.pending = 0  # events whose rows are not spilled yet
 
     def run(self, progress: Progress | None = None) -> None:
+        if self.build and self.register.location.kind == "sqlite":
+            self.with_views(progress)
         # The file's cases the register holds, asked all at once: loading each case to find
         # out cost more than the rest of the import (none to ask in an empty register).
         held: set[str] = set()
@@ -70,6 +75,19 @@ class Checker:
             self.case(slug, rows, held=slug in held)
             if progress:
                 progress(CHECKING, len(rows), self.summary.rows)
+        if self.rows is not None:
+            self.spill.add_view_rows(self.rows)
+
+    def with_views(self, progress: Progress | None) -> None:
+        """Make the read models' rows of the new cases too, from what their events record
+        while it is at hand, for the import to write with the events (on SQLite): the read
+        models are first brought up to the log, as the catch-up after the import would, and
+        checked again as the events are written (bulk.append_spilled). A case the register
+        already holds stops it: its rows need its earlier events."""
+        catch_up_views(self.register, progress)
+        last = self.register.events.recorder.max_notification_id() or 0
+        if self.register.views.position() == last:
+            self.rows, self.spill.views = projection.new_rows(), True
 
     def bad(self, spilled: Spilled, column: str | None, value: Any, reason: str) -> None:
         text = None if value is None else str(value)
@@ -365,6 +383,31 @@ class Checker:
             else:
                 chain.decide(spilled.row["values"])
         self.spill.add_records(chain.records)
+        if self.rows is not None:
+            if opening is not None:
+                self.view_rows(chain, flow, slug, opening.row["title"], parties)
+            else:
+                self.rows, self.spill.views = None, False
+
+    def view_rows(
+        self, chain: Chain, flow: Workflow, slug: str, title: str, parties: list[str]
+    ) -> None:
+        """A new case's rows in the read models, as a rebuild makes them from its events
+        (projection._direct; tests/test_import_views.py compares both)."""
+        assert self.rows is not None
+        items, audit = [], []
+        for kind, seq, moment, fields in chain.recorded:
+            items.append(timeline.item_of(seq, kind, moment, self.actor, fields))
+            stored = {**fields, "actor": self.actor, "timestamp": moment}
+            audit.append(projection.audit_of(chain.hex, slug, seq, kind, stored))
+        head = projection.Head(
+            slug, title, flow.name, flow.version, flow.digest, list(parties), chain.version
+        )
+        projection.add_case(self.rows, head, items, audit, flow)
+        self.pending += len(items)
+        if self.pending >= BATCH:
+            self.spill.add_view_rows(self.rows)
+            self.rows, self.pending = projection.new_rows(), 0
 
     def spill_events(self, aggregate: Recorded) -> None:
         mapper = self.register.events.mapper

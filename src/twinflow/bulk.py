@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, PersistenceError, StoredEvent
 
-from twinflow import logread
+from twinflow import logread, projection
 from twinflow.errors import ConflictError, RuleViolation, StorageError
 from twinflow.exchange import Progress
 from twinflow.storage import attached
@@ -53,7 +53,10 @@ def append_spilled(
 ) -> int:
     """Append an import's built events, in the order built, in one transaction. On SQLite
     the register's connection attaches the spill file and copies them with INSERT ... SELECT
-    in chunks: no row passes through Python (a third of the write's time at 100,000 events)."""
+    in chunks: no row passes through Python (a third of the write's time at 100,000 events).
+    Where the spill holds the read models' rows of every new case too, and the read models
+    had seen all of the log before these events, they are copied in the same transaction:
+    nothing is left for a catch-up (bench/RESULTS.md, fix 30)."""
     table = Table(register)
     if table.kind != "sqlite":
         return append(register, spill.events(), total, progress)
@@ -71,7 +74,35 @@ def append_spilled(
             done += step
             if progress:
                 progress(WRITING, step, total)
+        if spill.views:
+            _views_in(register, table, cursor, last)
     return done
+
+
+def _views_in(register: Register, table: Table, cursor: Any, written: int) -> None:
+    """The spilled rows of the read models copied into them, if they had seen every event
+    before the `written` just appended (this transaction holds the write lock since the
+    first of them: no one else wrote in between, and the store numbers each event after
+    the last). Otherwise the catch-up that follows the import brings them up to date."""
+    cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {table.name}")
+    last = int(cursor.fetchone()["last"])
+    if register.views.position_in(cursor) != last - written:
+        return
+    for name, columns in projection.TABLES:
+        if name == "twinflow_audit":  # numbered as their events now are
+            own = columns.removeprefix("position, ")
+            picked = ", ".join(f"a.{column}" for column in own.split(", "))
+            cursor.execute(
+                f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
+                f"FROM {SPILL_SCHEMA}.{name} a JOIN main.{table.name} e "
+                "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
+            )
+        else:
+            cursor.execute(
+                f"INSERT INTO main.{name} ({columns}) SELECT {columns} "
+                f"FROM {SPILL_SCHEMA}.{name} ORDER BY {projection.KEYS[name]}"
+            )
+    register.views.set_position(cursor, last)
 
 
 def restore(

@@ -52,6 +52,7 @@ class Layout:
         if getattr(event_class, "class_version", 1) > 1:  # the mapper would add it: not here
             raise TypeError(f"{event_class.__name__} has a class_version: record it through")
         self.hash_topic: str = event_class.TOPIC  # the topic the hash covers
+        self.kind: str = event_class.KIND
         self.topic = get_topic(event_class)  # the topic stored beside the state
         # vars(event) as the mapper encodes them: the dataclass fields, in order
         self.names = tuple(f.name for f in dataclasses.fields(event_class) if f.name not in COLUMNS)
@@ -124,6 +125,9 @@ class Chain:
         )
         self.version, self.last_hash = version, last_hash
         self.records: list[Record] = []
+        # What each record says, as its decoding gives it back: the event's kind, version and
+        # moment, and its own fields (the read models' rows are made from them, backfill.py)
+        self.recorded: list[tuple[str, int, dt.datetime, dict[str, Any]]] = []
 
     def decide(self, decision: dict[str, Any]) -> None:
         self.add(self.builder.decided, {"decision": decision})
@@ -150,6 +154,7 @@ class Chain:
         if builder.cipher is not None:
             state = builder.cipher.encrypt(state)
         self.records.append((self.hex, version, layout.topic, state))
+        self.recorded.append((layout.kind, version, timestamp, fields))
         self.version, self.last_hash = version, digest
 
     def direct(

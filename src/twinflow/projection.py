@@ -26,6 +26,7 @@ from twinflow.errors import StorageError
 
 if TYPE_CHECKING:
     from twinflow.application import Register
+    from twinflow.definitions import Workflow
 
 CASES = "twinflow:case:"
 CHUNK = 2000  # events read per query, and about as many rows sent per message
@@ -84,6 +85,26 @@ def case_row(case: Head, steps: Sequence[timeline.Step]) -> tuple[Any, ...]:
     )
 
 
+def new_rows() -> Rows:
+    return {table: [] for table, _ in TABLES}
+
+
+def add_case(
+    rows: Rows,
+    head: Head,
+    items: list[timeline.Item],
+    audit: list[tuple[Any, ...]],
+    flow: Workflow,
+) -> None:
+    """Add a case's rows in every read model: its path through `flow` taken from its items,
+    and its audit rows as given."""
+    steps = timeline.path(items, flow)
+    rows["twinflow_cases"].append(case_row(head, steps))
+    rows["twinflow_parties"] += [(party, head.slug) for party in dict.fromkeys(head.parties)]
+    rows["twinflow_audit"] += audit
+    rows["twinflow_steps"] += step_rows.rows_of(head.slug, steps)
+
+
 def _json(value: Any) -> str:
     """JSON as the read models store it (read back with json.loads)."""
     return orjson.dumps(value).decode()
@@ -99,9 +120,10 @@ def audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
 
 
 def audit_of(
-    position: int, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
+    position: int | str, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
 ) -> tuple[Any, ...]:
-    """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`."""
+    """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`
+    (an import's spill holds the event's case id where its position will be: spill.VIEWS)."""
     if "decision" in fields:
         detail = fields["decision"].get("trigger") or "open"
         if kind == "opened":
@@ -391,21 +413,17 @@ def _project(
 ) -> None:
     decode = logread.Decoder(register.events.mapper)
     direct = decode.plain
-    rows: Rows = {table: [] for table, _ in TABLES}
+    rows = new_rows()
     pending = 0
     for records in _cases(register.events.recorder, low, high, last, progress):
         read = _direct(records) if direct else None
         head, items, audit = read or _replayed(decode, records)
         flow = register.definition_of(head.workflow, head.workflow_version, head.workflow_digest)
-        steps = timeline.path(items, flow)
-        rows["twinflow_cases"].append(case_row(head, steps))
-        rows["twinflow_parties"] += [(party, head.slug) for party in dict.fromkeys(head.parties)]
-        rows["twinflow_audit"] += audit
-        rows["twinflow_steps"] += step_rows.rows_of(head.slug, steps)
+        add_case(rows, head, items, audit, flow)
         pending += len(records)
         if pending >= CHUNK:
             emit(rows)
-            rows, pending = {table: [] for table in rows}, 0
+            rows, pending = new_rows(), 0
     if pending:
         emit(rows)
 

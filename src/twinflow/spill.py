@@ -14,7 +14,18 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import StoredEvent
 
+from twinflow.projection import TABLES, Rows
+
 BATCH = 1000
+# The read models' rows of the import's new cases (backfill.py), as twinflow's tables hold
+# them, but for the audit's position: the event's case id stands in for it until the event
+# is written and numbered (bulk.append_spilled).
+VIEWS = tuple(
+    (table, "originator_id, " + columns.removeprefix("position, "))
+    if table == "twinflow_audit"
+    else (table, columns)
+    for table, columns in TABLES
+)
 
 
 class Spilled(NamedTuple):
@@ -41,6 +52,11 @@ class Spill:
             "CREATE TABLE events (originator_id TEXT, originator_version INTEGER, "
             "topic TEXT, state BLOB)"
         )
+        for table, columns in VIEWS:
+            self.db.execute(f"CREATE TABLE {table} ({columns})")
+        # Whether the view tables hold every case's rows: then the import writes them and
+        # the read models need no catch-up (bulk.append_spilled)
+        self.views = False
         self.db.execute("BEGIN")
         self.cases: dict[str, int] = {}
         self.names: list[str] = []
@@ -115,6 +131,12 @@ class Spill:
         self._events.extend(records)
         if len(self._events) >= BATCH:
             self._flush_events()
+
+    def add_view_rows(self, rows: Rows) -> None:
+        for table, columns in VIEWS:
+            if rows[table]:
+                marks = ", ".join("?" * len(columns.split(",")))
+                self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
 
     def _flush_events(self) -> None:
         self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)

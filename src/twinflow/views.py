@@ -79,11 +79,13 @@ class Views:
     # ------------------------------------------------------------------ updating
 
     def position(self) -> int:
+        """The position of the last event the read models have seen."""
         with self.cursor(commit=False) as cursor:
-            cursor.execute(
-                self.sql("SELECT position FROM twinflow_position WHERE name = ?"), (VIEW,)
-            )
-            row = cursor.fetchone()
+            return self.position_in(cursor)
+
+    def position_in(self, cursor: Any) -> int:
+        cursor.execute(self.sql("SELECT position FROM twinflow_position WHERE name = ?"), (VIEW,))
+        row = cursor.fetchone()
         return int(row["position"]) if row else 0
 
     def pending(self) -> int:
