@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +333,35 @@ def holding_the_write_lock(db: str) -> Iterator[None]:
         pg.execute("LOCK TABLE twinflow_events IN EXCLUSIVE MODE")
         yield
         pg.rollback()
+
+
+def test_a_second_register_on_one_file_leaves_the_first_ones_write_ahead_log(
+    tmp_path: Path,
+) -> None:
+    """Opening a register checks its file. Opening and closing the file itself in a process
+    drops every lock the process's connections hold on it (POSIX's rule): another process
+    that then closed the register took itself for the last one and deleted the write-ahead
+    log under the live connections, whose next reads failed with "disk I/O error" (found
+    with a rebuild's worker processes after a second Register in the same process)."""
+    db = tmp_path / "register.db"
+    first = Register.at(str(db), create=True)
+    first.open_case("a-b", workflow="twinning", title="A–B", parties=["A"], by="council", on="2000")
+    second = Register.at(str(db), create=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from twinflow.application import Register; "
+            "Register.at(sys.argv[1], create=False).close()",
+            str(db),
+        ],
+        check=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert (tmp_path / "register.db-wal").exists(), "the log's WAL was deleted under us"
+    first.decide("a-b", "suspend", by="council", party="A", on="2001")
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (3,)
+    assert second.status("a-b")["state"] == "suspended"
+    second.close()
+    first.close()

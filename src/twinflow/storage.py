@@ -151,20 +151,15 @@ def check_sqlite_file(path: Path, *, create: bool) -> None:
                 f"{str(folder)!r} is not writable; choose another --db"
             )
         return
-    with path.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if header and header != SQLITE_HEADER:
+    # Read by SQLite, never opened here: closing a file of its own would drop the locks this
+    # process's connections hold on it (POSIX's rule), and another process's SQLite could
+    # then delete the write-ahead log under them (tests/test_concurrency.py).
+    tables = _sqlite_tables(path)
+    if tables and "twinflow_meta" not in tables:
         raise StorageError(
-            f"{str(path)!r} is not a twinflow database (not SQLite at all): "
-            "point --db at your register, or choose a new file name"
+            f"{str(path)!r} is not a twinflow database (it holds other tables: "
+            f"{', '.join(sorted(tables)[:5])}): choose another --db"
         )
-    if header:
-        tables = _sqlite_tables(path)
-        if tables and "twinflow_meta" not in tables:
-            raise StorageError(
-                f"{str(path)!r} is not a twinflow database (it holds other tables: "
-                f"{', '.join(sorted(tables)[:5])}): choose another --db"
-            )
     if create and not os.access(path, os.W_OK):
         raise StorageError(
             f"the register {str(path)!r} is read-only: ask for write access or work on a copy"
@@ -179,11 +174,21 @@ def _sqlite_tables(path: Path) -> set[str]:
     except sqlite3.DatabaseError as exc:
         if cannot_open(str(exc)):
             raise StorageError(not_writable_message(str(path), str(exc))) from None
+        if not _has_sqlite_header(path):  # no connection can be using a file SQLite refuses
+            raise StorageError(
+                f"{str(path)!r} is not a twinflow database (not SQLite at all): "
+                "point --db at your register, or choose a new file name"
+            ) from None
         raise StorageError(
             f"{str(path)!r} is damaged or not a twinflow database ({exc}): restore it from a "
             "backup, or choose another --db"
         ) from None
     return {row[0] for row in rows}
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
 def cannot_open(text: str) -> bool:
