@@ -55,6 +55,7 @@ def test_held_and_new_cases_of_one_file_into_a_register_that_holds_cases(
         return find_case(self, slug)
 
     monkeypatch.setattr(Register, "_find_case", counted)
+    monkeypatch.setenv("TWINFLOW_WORKERS", "1")  # the spy is in this process
     path = tmp_path / "rows.csv"
     path.write_text(
         HEADER
@@ -116,6 +117,7 @@ def test_the_write_reports_progress_up_to_its_total(
     register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk, "CHUNK", 7)
+    monkeypatch.setenv("TWINFLOW_WORKERS", "1")  # one spill file, copied in chunks
     path = tmp_path / "rows.csv"
     path.write_text(
         HEADER + "".join(f"c-{n},twinning,open,council,,1990,,,C {n},A; B,\n" for n in range(30)),
@@ -130,8 +132,10 @@ def test_the_write_reports_progress_up_to_its_total(
     writing = steps["writing"]
     assert sum(step for step, _ in writing) == summary.events == 31
     assert {total for _, total in writing} == {31}
-    # SQLite copies the spill file in chunks; PostgreSQL gets batches of 1,000 rows
-    assert len(writing) == (5 if register.location.kind == "sqlite" else 1)
+    # the workflow version, then the cases' events: SQLite copies them in chunks, PostgreSQL
+    # gets them in batches of 1,000 rows
+    expected = [1, 7, 7, 7, 7, 2] if register.location.kind == "sqlite" else [1, 30]
+    assert [step for step, _ in writing] == expected
     assert len(log(register)) == 31
 
 

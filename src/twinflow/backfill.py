@@ -1,16 +1,19 @@
 """The case checks of an import: each case's rows, in valid-time order with its opening first,
 judged by its workflow and, with what the register already holds, as one timeline that must be
 a legal path; then, where nothing at all is wrong, its events built as the domain would record
-them (eventbytes.py) and spilled for the write."""
+them (eventbytes.py) and spilled for the write, with the read models' rows of the cases it
+opens. The cases of a large file are shared among processes, by runs (`check`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from twinflow import bulk, projection, timeline
-from twinflow.definitions import Transition, Workflow
-from twinflow.domain import Case, Recorded, StoredWorkflow, case_id
+from twinflow import bulk, fanout, projection, timeline
+from twinflow.definitions import Library, Transition, Workflow
+from twinflow.domain import Case, StoredWorkflow, case_id
 from twinflow.errors import NotFound, TwinflowError
 from twinflow.eventbytes import Builder, Chain
 from twinflow.exchange import Problem, Progress, Summary, catch_up_views
@@ -37,20 +40,152 @@ class Rules:
         self.notes = frozenset(flow.note_names)
 
 
+class Part(NamedTuple):
+    """A run of a file's cases for one process to check and build (check_part)."""
+
+    source: str  # the spill file holding the rows (spill.Spill.share)
+    low: int  # the cases indexed from low up to high
+    high: int
+    out: str  # the spill file to build into
+    actor: str
+    on_behalf_of: str | None
+    build: bool  # build the events where nothing is wrong (not in a dry run)
+    rows: bool  # make the read models' rows too
+    folders: tuple[str, ...]  # the user's workflow folders (definitions.Library)
+
+
+class Checked(NamedTuple):
+    """What checking a run of cases found: its problems, its counts (Summary's COUNTED),
+    the workflow versions its cases are the first to use (name, digest), and whether its
+    spill holds the read models' rows of all its cases."""
+
+    problems: list[Problem]
+    counts: dict[str, int]
+    needed: list[tuple[str, str]]
+    views: bool
+
+
+COUNTED = ("cases_opened", "cases_extended", "decisions", "notes", "events")
+
+
+def check(
+    register: Register,
+    spill: Spill,
+    problems: list[Problem],
+    summary: Summary,
+    *,
+    actor: str | None,
+    build: bool,
+    folder: Path,
+    progress: Progress | None = None,
+    started: list[fanout.Started] | None = None,
+) -> tuple[list[Path], bool]:
+    """Check every case of the spilled rows and, where nothing at all is wrong, build their
+    events (and on SQLite the read models' rows of the new cases). A file of many rows is
+    shared among processes (fanout.py) by runs of consecutive cases, each built into a
+    spill file of its own, written in turn, so the events keep the order one process gives
+    them. Returns the spill files built into after `spill` (which holds the workflow
+    versions to store first), and whether all of them hold the read models' rows. The
+    processes `started` ahead (fanout.ahead) are given runs first."""
+    actor, on_behalf_of = register.identity(actor)
+    rows = build and register.location.kind == "sqlite" and _views_current(register, progress)
+    folders = tuple(str(d) for d in register.library.user_dirs)
+    cuts = spill.cuts(fanout.workers(summary.rows)) or [(0, 0)]
+    parts = [
+        Part(
+            str(spill.path),
+            low,
+            high,
+            str(folder / f"part-{n}.db"),
+            actor,
+            on_behalf_of,
+            build,
+            rows,
+            folders,
+        )
+        for n, (low, high) in enumerate(cuts)
+    ]
+
+    def checking(step: int) -> None:
+        if progress:
+            progress(CHECKING, step, summary.rows)
+
+    if len(parts) == 1:
+        checker = Checker(register, register.library, spill, spill, parts[0])
+        checker.run(checking)
+        found, built = [checker.checked()], []
+    else:
+        spill.share()
+        found = [Checked([], {}, [], False)] * len(parts)
+
+        def here(part: Part, told: Callable[[int], None]) -> None:
+            found[0] = _check_part(register, register.library, part, told)
+
+        task = "twinflow.backfill:check_part"
+        running = fanout.run(register.location, task, parts, checking, here=here, started=started)
+        for index, item in running:
+            found[index] = item
+        built = [Path(part.out) for part in parts]
+    for checked in found:
+        problems.extend(checked.problems)
+        for name in COUNTED:
+            setattr(summary, name, getattr(summary, name) + checked.counts.get(name, 0))
+    for name, digest in dict.fromkeys(n for checked in found for n in checked.needed):
+        summary.workflows += 1
+        summary.events += 1
+        if build and not problems:
+            flow = register.library.get(name)
+            if flow.digest != digest:
+                raise TwinflowError(
+                    f"the workflow file of {name!r} changed while the import ran; nothing was "
+                    "imported: import the file again"
+                )
+            stored = StoredWorkflow.register(flow, actor, on_behalf_of)
+            mapper = register.events.mapper
+            spill.add_workflows([mapper.to_stored_event(e) for e in stored.collect_events()])
+    return built, rows and all(checked.views for checked in found)
+
+
+def _views_current(register: Register, progress: Progress | None) -> bool:
+    """Whether the read models have seen the whole log, once brought up to it (as the
+    catch-up after the import would): then the rows of the cases a file opens can be made
+    while their events are built, and written with them (checked again then, as the events
+    are written: bulk.append_spilled)."""
+    catch_up_views(register, progress)
+    last = register.events.recorder.max_notification_id() or 0
+    return register.views.position() == last
+
+
+def check_part(
+    register: Register, part: Part, emit: Callable[[Any], None], progress: Callable[[int], None]
+) -> None:
+    """A worker process's run of cases (fanout.py)."""
+    emit(_check_part(register, Library(part.folders), part, progress))
+
+
+def _check_part(
+    register: Register, library: Library, part: Part, progress: Callable[[int], None]
+) -> Checked:
+    with Spill(Path(part.source), reading=True) as source, Spill(Path(part.out)) as out:
+        checker = Checker(register, library, source, out, part)
+        checker.run(progress)
+        out.seal()
+        return checker.checked()
+
+
 class Checker:
+    """Checks a run of cases (`part`) read from `source`, and builds them into `out`."""
+
     def __init__(
-        self,
-        register: Register,
-        spill: Spill,
-        problems: list[Problem],
-        summary: Summary,
-        *,
-        actor: str | None,
-        build: bool,
+        self, register: Register, library: Library, source: Spill, out: Spill, part: Part
     ) -> None:
-        self.register, self.spill, self.problems, self.summary = register, spill, problems, summary
-        self.build = build
-        self.actor, self.on_behalf_of = register.identity(actor)
+        self.register, self.library, self.source, self.spill = register, library, source, out
+        self.part = part
+        self.build = part.build
+        self.actor, self.on_behalf_of = part.actor, part.on_behalf_of
+        self.problems: list[Problem] = []
+        self.summary = Summary("")
+        self.needed: list[tuple[str, str]] = []  # (name, digest) of workflows to store
         # Only a register that holds something can hold the cases of the file.
         self.empty = not register.events.recorder.max_notification_id()
         self.flows: dict[str, Workflow | str] = {}  # by name; a str says why it cannot be used
@@ -59,35 +194,27 @@ class Checker:
         self.now = dt.datetime.now(dt.UTC)
         self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of)
         # The read models' rows of the new cases (`view_rows`), or None
-        self.rows: projection.Rows | None = None
+        self.rows = projection.new_rows() if part.rows else None
         self.pending = 0  # events whose rows are not spilled yet
 
-    def run(self, progress: Progress | None = None) -> None:
-        if self.build and self.register.location.kind == "sqlite":
-            self.with_views(progress)
+    def run(self, progress: Callable[[int], None] | None = None) -> None:
+        low, high = self.part.low, self.part.high
         # The file's cases the register holds, asked all at once: loading each case to find
         # out cost more than the rest of the import (none to ask in an empty register).
         held: set[str] = set()
         if not self.empty:
-            ids = {case_id(slug): slug for slug in self.spill.names}
+            ids = {case_id(slug): slug for slug in self.source.names[low:high]}
             held = {ids[found] for found in bulk.Table(self.register).existing(list(ids))}
-        for slug, rows in self.spill.by_case():
+        for slug, rows in self.source.by_case(low, high):
             self.case(slug, rows, held=slug in held)
             if progress:
-                progress(CHECKING, len(rows), self.summary.rows)
+                progress(len(rows))
         if self.rows is not None:
             self.spill.add_view_rows(self.rows)
 
-    def with_views(self, progress: Progress | None) -> None:
-        """Make the read models' rows of the new cases too, from what their events record
-        while it is at hand, for the import to write with the events (on SQLite): the read
-        models are first brought up to the log, as the catch-up after the import would, and
-        checked again as the events are written (bulk.append_spilled). A case the register
-        already holds stops it: its rows need its earlier events."""
-        catch_up_views(self.register, progress)
-        last = self.register.events.recorder.max_notification_id() or 0
-        if self.register.views.position() == last:
-            self.rows, self.spill.views = projection.new_rows(), True
+    def checked(self) -> Checked:
+        counts = {name: getattr(self.summary, name) for name in COUNTED}
+        return Checked(self.problems, counts, self.needed, self.rows is not None)
 
     def bad(self, spilled: Spilled, column: str | None, value: Any, reason: str) -> None:
         text = None if value is None else str(value)
@@ -160,7 +287,7 @@ class Checker:
     def workflow(self, opening: Spilled) -> Workflow | None:
         name = opening.row["workflow"]
         if name not in self.flows:
-            library = self.register.library
+            library = self.library
             try:
                 flow = library.get(name)
                 if self.register._stored_workflow(flow) is None:
@@ -349,10 +476,7 @@ class Checker:
             self.summary.cases_opened += 1
             if flow.digest in self.unstored:
                 self.unstored.discard(flow.digest)
-                self.summary.workflows += 1
-                self.summary.events += 1
-                if self.build:
-                    self.spill_events(StoredWorkflow.register(flow, self.actor, self.on_behalf_of))
+                self.needed.append((flow.name, flow.digest))
         else:
             self.summary.cases_extended += 1
         notes = sum(1 for r in kept if r.row["kind"] == "note")
@@ -408,7 +532,3 @@ class Checker:
         if self.pending >= BATCH:
             self.spill.add_view_rows(self.rows)
             self.rows, self.pending = projection.new_rows(), 0
-
-    def spill_events(self, aggregate: Recorded) -> None:
-        mapper = self.register.events.mapper
-        self.spill.add_events([mapper.to_stored_event(e) for e in aggregate.collect_events()])

@@ -6,8 +6,9 @@ files go through the recorder's table here instead, under the same lock `save()`
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -17,6 +18,7 @@ from eventsourcing.persistence import IntegrityError, Notification, PersistenceE
 from twinflow import logread, projection
 from twinflow.errors import ConflictError, RuleViolation, StorageError
 from twinflow.exchange import Progress
+from twinflow.spill import EVENTS
 from twinflow.storage import attached
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ WRITING = "writing"
 RESTORING = "restoring"
 # Events copied per statement from an import's spill file (a step of the progress bar).
 CHUNK = 20_000
-SPILL_SCHEMA = "twinflow_spill"
+SPILL_SCHEMA = "twinflow_spill"  # the spill files' schema names, numbered
 
 
 def append(
@@ -49,37 +51,49 @@ def append(
 
 
 def append_spilled(
-    register: Register, spill: Spill, total: int, progress: Progress | None = None
+    register: Register,
+    spills: Sequence[Spill],
+    total: int,
+    progress: Progress | None = None,
+    *,
+    views: bool = False,
 ) -> int:
-    """Append an import's built events, in the order built, in one transaction. On SQLite
-    the register's connection attaches the spill file and copies them with INSERT ... SELECT
-    in chunks: no row passes through Python (a third of the write's time at 100,000 events).
-    Where the spill holds the read models' rows of every new case too, and the read models
-    had seen all of the log before these events, they are copied in the same transaction:
-    nothing is left for a catch-up (bench/RESULTS.md, fix 30)."""
+    """Append an import's built events in one transaction: each spill file's in turn, in the
+    order built (the workflow versions first). On SQLite the register's connection attaches
+    the spill files and copies them with INSERT ... SELECT in chunks: no row passes through
+    Python (a third of the write's time at 100,000 events). With `views` (the spills hold
+    the read models' rows of every built case), and if the read models had seen the whole
+    log before these events, those rows are copied in the same transaction: nothing is left
+    for a catch-up (bench/RESULTS.md, fix 30)."""
     table = Table(register)
     if table.kind != "sqlite":
-        return append(register, spill.events(), total, progress)
-    last = spill.seal()
+        return append(register, chain.from_iterable(s.events() for s in spills), total, progress)
+    counts = [spill.seal() for spill in spills]
+    files = {f"{SPILL_SCHEMA}{number}": spill.path for number, spill in enumerate(spills)}
     done = 0
-    with table.transaction(attach=spill.path) as cursor:
-        for first in range(1, last + 1, CHUNK):
-            cursor.execute(
-                f"INSERT INTO {table.name} (originator_id, originator_version, topic, state) "
-                f"SELECT originator_id, originator_version, topic, state "
-                f"FROM {SPILL_SCHEMA}.events WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
-                (first, first + CHUNK - 1),
-            )
-            step = min(CHUNK, last - first + 1)
-            done += step
-            if progress:
-                progress(WRITING, step, total)
-        if spill.views:
-            _views_in(register, table, cursor, last)
+    with table.transaction(attach=files) as cursor:
+        for schema, count in zip(files, counts, strict=True):
+            for events in EVENTS:
+                for first in range(1, count[events] + 1, CHUNK):
+                    cursor.execute(
+                        f"INSERT INTO {table.name} "
+                        "(originator_id, originator_version, topic, state) "
+                        "SELECT originator_id, originator_version, topic, state "
+                        f"FROM {schema}.{events} WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
+                        (first, first + CHUNK - 1),
+                    )
+                    step = min(CHUNK, count[events] - first + 1)
+                    done += step
+                    if progress:
+                        progress(WRITING, step, total)
+        if views:
+            _views_in(register, table, cursor, list(files), done)
     return done
 
 
-def _views_in(register: Register, table: Table, cursor: Any, written: int) -> None:
+def _views_in(
+    register: Register, table: Table, cursor: Any, schemas: list[str], written: int
+) -> None:
     """The spilled rows of the read models copied into them, if they had seen every event
     before the `written` just appended (this transaction holds the write lock since the
     first of them: no one else wrote in between, and the store numbers each event after
@@ -88,20 +102,21 @@ def _views_in(register: Register, table: Table, cursor: Any, written: int) -> No
     last = int(cursor.fetchone()["last"])
     if register.views.position_in(cursor) != last - written:
         return
-    for name, columns in projection.TABLES:
-        if name == "twinflow_audit":  # numbered as their events now are
-            own = columns.removeprefix("position, ")
-            picked = ", ".join(f"a.{column}" for column in own.split(", "))
-            cursor.execute(
-                f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
-                f"FROM {SPILL_SCHEMA}.{name} a JOIN main.{table.name} e "
-                "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
-            )
-        else:
-            cursor.execute(
-                f"INSERT INTO main.{name} ({columns}) SELECT {columns} "
-                f"FROM {SPILL_SCHEMA}.{name} ORDER BY {projection.KEYS[name]}"
-            )
+    for schema in schemas:
+        for name, columns in projection.TABLES:
+            if name == "twinflow_audit":  # numbered as their events now are
+                own = columns.removeprefix("position, ")
+                picked = ", ".join(f"a.{column}" for column in own.split(", "))
+                cursor.execute(
+                    f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
+                    f"FROM {schema}.{name} a JOIN main.{table.name} e "
+                    "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
+                )
+            else:
+                cursor.execute(
+                    f"INSERT INTO main.{name} ({columns}) SELECT {columns} "
+                    f"FROM {schema}.{name} ORDER BY {projection.KEYS[name]}"
+                )
     register.views.set_position(cursor, last)
 
 
@@ -145,14 +160,12 @@ class Table:
             self.qualified: Any = Identifier(recorder.datastore.schema, self.name)
 
     @contextmanager
-    def transaction(self, attach: Path | None = None) -> Iterator[Any]:
-        """A write transaction; on SQLite `attach` names a file the statements may read as
-        SPILL_SCHEMA (attached before the transaction begins, as SQLite requires)."""
+    def transaction(self, attach: Mapping[str, Path] | None = None) -> Iterator[Any]:
+        """A write transaction; on SQLite with the files of `attach` attached under their
+        schema names, for its statements to read (before it begins, as SQLite requires)."""
         datastore = self.recorder.datastore
         opened = (
-            datastore.transaction(commit=True)
-            if attach is None
-            else attached(datastore, {SPILL_SCHEMA: attach})
+            datastore.transaction(commit=True) if attach is None else attached(datastore, attach)
         )
         try:
             with self.register.translated(), opened as cursor:

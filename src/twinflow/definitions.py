@@ -497,7 +497,8 @@ class Library:
     """The workflow files twinflow can use: the user's folders first, then the bundled ones."""
 
     def __init__(self, user_dirs: Iterable[Path | str] = ()) -> None:
-        self.dirs = [Path(d) for d in user_dirs] + [bundled_dir()]
+        self.user_dirs = [Path(d) for d in user_dirs]
+        self.dirs = [*self.user_dirs, bundled_dir()]
 
     @classmethod
     def from_env(cls, extra: str | None = None) -> Library:

@@ -4,8 +4,10 @@ columns of twinflow's CSV, shared by `import` and `export --format csv`."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,9 @@ COLUMNS = (
 )
 REQUIRED = ("case", "action", "decided_on")
 IMPORT_FORMATS = ("csv", "ndjson")
+# About the fewest bytes a row of an import file holds: a file's size over it guesses how many
+# rows it has, before reading it
+ROW_BYTES = 50
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
 # Called with a stage's label, how far it moved and the stage's total (for progress bars).
@@ -105,20 +110,38 @@ def import_file(
     progress: Progress | None = None,
 ) -> Summary:
     """Import every row of a file in one transaction, or nothing with every bad row listed."""
-    from twinflow import bulk
-    from twinflow.backfill import Checker
-    from twinflow.importer import read
+    from twinflow import bulk, fanout
+    from twinflow.backfill import check
+    from twinflow.importer import read_shared
     from twinflow.spill import Spill
 
     fmt = import_format(path, fmt)
     problems: list[Problem] = []
     summary = Summary(path.name, dry_run=dry_run)
+    # The processes that will share the reading and then the case checks of a large file,
+    # started at once: each takes a while to load twinflow, which then overlaps the work
+    # of the others (those not needed after all are stopped)
+    guess = os.path.getsize(path) // ROW_BYTES if path.is_file() else 0
     with (
         tempfile.TemporaryDirectory(prefix="twinflow-import-") as folder,
         Spill(Path(folder) / "spill.db") as spill,
+        ExitStack() as stack,
+        fanout.ahead(2 * (fanout.workers(guess) - 1)) as started,
     ):
-        summary.rows = read(path, fmt, spill, problems, progress)
-        Checker(register, spill, problems, summary, actor=actor, build=not dry_run).run(progress)
+        summary.rows = read_shared(
+            register, path, fmt, spill, problems, progress, folder=Path(folder), started=started
+        )
+        built, views = check(
+            register,
+            spill,
+            problems,
+            summary,
+            actor=actor,
+            build=not dry_run,
+            folder=Path(folder),
+            progress=progress,
+            started=started,
+        )
         if problems:
             problems.sort(key=lambda p: p.line)
             listing = "\n".join(f"  {p}" for p in problems)
@@ -128,7 +151,8 @@ def import_file(
                 list(problems),
             )
         if not dry_run:
-            bulk.append_spilled(register, spill, summary.events, progress)
+            parts = [stack.enter_context(Spill(p, reading=True)) for p in built]
+            bulk.append_spilled(register, [spill, *parts], summary.events, progress, views=views)
     return summary
 
 

@@ -20,9 +20,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from twinflow.errors import InvalidInput, StorageError, TwinflowError
 
@@ -78,6 +78,43 @@ def ranges(recorder: Any, parts: int) -> list[tuple[int, int, int]]:
     ]
 
 
+class Started(NamedTuple):
+    """A worker process, and the file where it says why it failed."""
+
+    process: subprocess.Popen[bytes]
+    said: Any
+
+
+def _start(files: ExitStack) -> Started:
+    """A worker process: it loads twinflow, then waits for its part on stdin (serve)."""
+    said = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - files closes it
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from twinflow.fanout import serve; serve()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=said,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+    )
+    files.callback(_close, process)
+    return Started(process, said)
+
+
+@contextmanager
+def ahead(count: int) -> Iterator[list[Started]]:
+    """`count` worker processes started now, for `run(..., started=)` to give parts to
+    later: a process takes a fifth of a second to load twinflow, which then overlaps the
+    caller's own work. Those still without a part on leaving are told so (their stdin
+    closed) and end by themselves, as a worker that has done its part does."""
+    with ExitStack() as files:
+        started = [_start(files) for _ in range(count)]
+        try:
+            yield started
+        finally:
+            for process, _ in started:
+                _close(process)
+            _stop([s.process for s in started], ended=True)
+
+
 def run(
     location: Location,
     task: str,
@@ -85,6 +122,7 @@ def run(
     progress: Callable[[int], None] | None = None,
     *,
     here: Callable[[Any, Callable[[int], None]], None] | None = None,
+    started: list[Started] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run `task` ("module:function", called as function(register, part, emit, progress))
     on each part in a process of its own; yields (part index, item) for every item the parts
@@ -95,12 +133,12 @@ def run(
     A process waits once it has sent a few items its caller has not taken yet, so nothing
     piles up in memory. The processes are fresh interpreters (`python -c`), not
     multiprocessing's: those import the caller's main module again, which a script using
-    the Python API need not guard."""
+    the Python API need not guard. Processes started `ahead` are given parts first (each is
+    taken from `started`), then new ones are started."""
     first = 1 if here is not None and parts else 0
     ticks: queue.SimpleQueue[int] = queue.SimpleQueue()  # progress the processes report
     failed: list[BaseException] = []
     ended = False  # every part sent all it had
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     workers: list[tuple[subprocess.Popen[bytes], threading.Thread, queue.Queue[Any]]] = []
 
     def told(done: int = 0) -> None:
@@ -116,15 +154,7 @@ def run(
     with ExitStack() as files:
         try:
             for part in parts[first:]:
-                said = files.enter_context(tempfile.TemporaryFile())  # why a worker failed
-                process = subprocess.Popen(
-                    [sys.executable, "-c", "from twinflow.fanout import serve; serve()"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=said,
-                    env=env,
-                )
-                files.callback(_close, process)
+                process, said = started.pop(0) if started else _start(files)
                 assert process.stdin is not None
                 pickle.dump((location, task, part), process.stdin)
                 process.stdin.close()
@@ -180,8 +210,9 @@ def _stop(processes: list[subprocess.Popen[bytes]], ended: bool) -> None:
 
 
 def _close(process: subprocess.Popen[bytes]) -> None:
-    if process.stdout is not None:
-        process.stdout.close()
+    for pipe in (process.stdin, process.stdout):  # stdin is open yet if it got no part
+        if pipe is not None:
+            pipe.close()
 
 
 def _relay(
@@ -233,7 +264,10 @@ def serve() -> None:
         out.flush()
 
     try:
-        location, task, part = pickle.load(sys.stdin.buffer)
+        try:
+            location, task, part = pickle.load(sys.stdin.buffer)
+        except EOFError:  # started ahead, and not needed after all
+            return
         module, name = task.split(":")
         function = getattr(import_module(module), name)
         register = Register(location, create=False, unguarded_ok=True)

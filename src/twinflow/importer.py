@@ -6,30 +6,70 @@ from __future__ import annotations
 
 import csv
 import difflib
+import itertools
 import json
+import mmap
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain, compress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from twinflow.exchange import COLUMNS, REQUIRED, Problem, Progress
+from twinflow import fanout
+from twinflow.exchange import COLUMNS, REQUIRED, ROW_BYTES, Problem, Progress
 from twinflow.rowcheck import Cells, check
 from twinflow.spill import Spill
 
+if TYPE_CHECKING:
+    from twinflow.application import Register
+
 BOM = b"\xef\xbb\xbf"
 READING = "reading"
+# The widths of the spans a shared read cuts a file into: this process's, then each other's
+# (which starts a fifth of a second later, loading twinflow).
+SHARES = (3, 2)
+CHUNK = 1 << 20  # bytes counted at a time
+
+
+class Span(NamedTuple):
+    """A run of a file's records for one process to read (read_part): its bytes from start
+    up to end, the first of them on line `line`; a CSV file's column names and delimiter
+    (its header's); and the spill file to read the rows into."""
+
+    path: str
+    fmt: str
+    start: int
+    end: int
+    line: int
+    names: tuple[str, ...]
+    delimiter: str
+    out: str
 
 
 def read(
-    path: Path, fmt: str, spill: Spill, problems: list[Problem], progress: Progress | None
+    path: Path,
+    fmt: str,
+    spill: Spill,
+    problems: list[Problem],
+    progress: Progress | None,
+    span: Span | None = None,
 ) -> int:
-    """Check every row of the file and spill it; returns how many rows were read."""
+    """Check every row of the file (or of a span of it) and spill it; returns how many rows
+    were read."""
     size = os.path.getsize(path)
     count = 0
     with path.open("rb") as handle:
-        records = _csv(handle, problems) if fmt == "csv" else _ndjson(handle, problems, size)
-        done = 0
+        if span is None:
+            numbered = enumerate(handle, 1)
+            records = _csv(numbered, problems) if fmt == "csv" else _ndjson(numbered, problems)
+            done, end = 0, size
+        else:
+            handle.seek(span.start)
+            numbered = enumerate(_within(handle, span.end - span.start), span.line)
+            records = (
+                _csv_span(numbered, span, problems) if fmt == "csv" else _ndjson(numbered, problems)
+            )
+            done, end = span.start, span.end
         for line, cells in records:
             count += 1
             check(line, cells, spill, problems)
@@ -38,22 +78,169 @@ def read(
                 progress(READING, position - done, size)
                 done = position
         if progress:
-            progress(READING, size - done, size)
+            progress(READING, end - done, size)
     return count
+
+
+def read_shared(
+    register: Register,
+    path: Path,
+    fmt: str,
+    spill: Spill,
+    problems: list[Problem],
+    progress: Progress | None,
+    *,
+    folder: Path,
+    started: list[fanout.Started],
+) -> int:
+    """`read`, with a large file shared among processes (fanout.py) by spans of its records,
+    this one reading the first into `spill` and each other one into a spill file of its
+    own, added to `spill` after it, in order. Where any process finds a problem, this one
+    reads the whole file again alone: the problems are then listed exactly as one reading
+    finds them (a stray quote can also make a span start inside a quoted cell: the span
+    before it then ends inside quotes, which the CSV reader reports)."""
+    size = os.path.getsize(path)
+    spans = _spans(path, fmt, fanout.workers(size // ROW_BYTES), folder)
+    if len(spans) < 2:
+        return read(path, fmt, spill, problems, progress)
+    found: list[tuple[int, list[Problem]]] = [(0, [])] * len(spans)
+
+    def reading(step: int) -> None:
+        if progress:
+            progress(READING, step, size)
+
+    def here(span: Span, told: Callable[[int], None]) -> None:
+        mine: list[Problem] = []
+        count = read(path, fmt, spill, mine, lambda _, step, __: told(step), span)
+        found[0] = (count, mine)
+
+    reading(spans[0].start)  # the header
+    task = "twinflow.importer:read_part"
+    for index, item in fanout.run(
+        register.location, task, spans, reading, here=here, started=started
+    ):
+        found[index] = item
+    if any(mine for _, mine in found):
+        spill.clear()
+        return read(path, fmt, spill, problems, None)  # its progress is shown already
+    for span in spans[1:]:
+        spill.merge(Path(span.out))
+    return sum(count for count, _ in found)
+
+
+def read_part(
+    register: Register, span: Span, emit: Callable[[Any], None], progress: Callable[[int], None]
+) -> None:
+    """A worker process's span of a file (fanout.py): how many rows, and the problems."""
+    problems: list[Problem] = []
+    with Spill(Path(span.out)) as spill:
+        count = read(Path(span.path), span.fmt, spill, problems, lambda _, s, __: progress(s), span)
+        spill.share()
+    emit((count, problems))
+
+
+def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
+    """The file's records cut into `parts` spans at line ends outside quotes, this
+    process's wider (SHARES); none where the header is not a plain line of names."""
+    if parts < 2 or not os.path.getsize(path):
+        return []
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        body, names, delimiter = 0, tuple[str, ...](), ""
+        if fmt == "csv":
+            body = data.find(b"\n") + 1
+            found = _plain_header(data[:body])
+            if not body or found is None:
+                return []
+            names, delimiter = found
+        widths = [SHARES[0], *[SHARES[1]] * (parts - 1)]
+        cuts, reached = [body], 0
+        for width in widths[:-1]:
+            reached += width
+            cut = _record_end(data, body, body + (len(data) - body) * reached // sum(widths))
+            if cut is None or cut <= cuts[-1]:
+                break
+            cuts.append(cut)
+        cuts.append(len(data))
+        return [
+            Span(
+                str(path),
+                fmt,
+                start,
+                end,
+                _count(data, b"\n", 0, start) + 1,
+                names,
+                delimiter,
+                str(folder / f"read-{number}.db"),
+            )
+            for number, (start, end) in enumerate(itertools.pairwise(cuts))
+            if end > start
+        ]
+
+
+def _record_end(data: mmap.mmap, body: int, near: int) -> int | None:
+    """The first line end at or after `near` outside quotes (an even number of them since
+    the body's start), as the position after it."""
+    end = data.find(b"\n", near)
+    if end < 0:
+        return None
+    odd = _count(data, b'"', body, end) % 2
+    while odd:
+        after = data.find(b"\n", end + 1)
+        if after < 0:
+            return None
+        odd ^= _count(data, b'"', end, after) % 2
+        end = after
+    return end + 1
+
+
+def _count(data: mmap.mmap, byte: bytes, start: int, end: int) -> int:
+    """How many times `byte` occurs from start up to end, a megabyte at a time."""
+    return sum(data[at : min(at + CHUNK, end)].count(byte) for at in range(start, end, CHUNK))
+
+
+def _plain_header(line: bytes) -> tuple[tuple[str, ...], str] | None:
+    """A CSV header's names and delimiter, where it is one line of known, distinct names
+    without quotes; None for any other, which `read` alone checks and reports."""
+    try:
+        text = line.removeprefix(BOM).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if '"' in text:
+        return None
+    delimiter = _delimiter(text)
+    names = [name.strip().lower() for name in text.rstrip("\r\n").split(delimiter)]
+    if not _header_ok(names, []):
+        return None
+    return tuple(names), delimiter
+
+
+def _within(handle: IO[bytes], length: int) -> Iterator[bytes]:
+    """The lines of the next `length` bytes (which end with a line)."""
+    for raw in handle:
+        yield raw
+        length -= len(raw)
+        if length <= 0:
+            return
 
 
 # ---------------------------------------------------------------------------- CSV
 
 
-def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cells]]:
-    lines = _decoded(handle, problems)
+def _delimiter(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _csv(
+    numbered: Iterator[tuple[int, bytes]], problems: list[Problem]
+) -> Iterator[tuple[int, Cells]]:
+    lines = _decoded(numbered, problems)
     header = next(lines, None)
     if header is None or not header.strip():
         problems.append(
             Problem(1, None, None, "the file is empty: the first line must name the columns")
         )
         return
-    delimiter = ";" if header.count(";") > header.count(",") else ","
+    delimiter = _delimiter(header)
     reader = csv.reader(chain([header], lines), delimiter=delimiter, strict=True)
     try:
         names = [name.strip().lower() for name in next(reader)]
@@ -62,7 +249,21 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
         return
     if not _header_ok(names, problems):
         return
-    start = reader.line_num + 1
+    yield from _records(reader, names, delimiter, 0, problems)
+
+
+def _csv_span(
+    numbered: Iterator[tuple[int, bytes]], span: Span, problems: list[Problem]
+) -> Iterator[tuple[int, Cells]]:
+    reader = csv.reader(_decoded(numbered, problems), delimiter=span.delimiter, strict=True)
+    yield from _records(reader, list(span.names), span.delimiter, span.line - 1, problems)
+
+
+def _records(
+    reader: Any, names: list[str], delimiter: str, offset: int, problems: list[Problem]
+) -> Iterator[tuple[int, Cells]]:
+    """The rows after the header, each with its line number (the reader's, after `offset`)."""
+    start = offset + reader.line_num + 1
     while True:
         try:
             cells = next(reader)
@@ -72,9 +273,9 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
             problems.append(
                 Problem(start, None, None, f"the row cannot be read as CSV ({error}): check quotes")
             )
-            start = reader.line_num + 1
+            start = offset + reader.line_num + 1
             continue
-        line, start = start, reader.line_num + 1
+        line, start = start, offset + reader.line_num + 1
         values = list(map(str.strip, cells))
         if not any(values):
             continue
@@ -93,9 +294,9 @@ def _csv(handle: IO[bytes], problems: list[Problem]) -> Iterator[tuple[int, Cell
         yield line, dict(zip(compress(names, values), filter(None, values), strict=True))
 
 
-def _decoded(handle: IO[bytes], problems: list[Problem]) -> Iterator[str]:
+def _decoded(numbered: Iterator[tuple[int, bytes]], problems: list[Problem]) -> Iterator[str]:
     """The file's lines as text, each undecodable line reported with its number."""
-    for number, raw in enumerate(handle, 1):
+    for number, raw in numbered:
         if number == 1:
             raw = raw.removeprefix(BOM)
         try:
@@ -155,8 +356,10 @@ def _unknown(name: str) -> str:
 # ---------------------------------------------------------------------------- NDJSON
 
 
-def _ndjson(handle: IO[bytes], problems: list[Problem], size: int) -> Iterator[tuple[int, Cells]]:
-    for number, raw in enumerate(handle, 1):
+def _ndjson(
+    numbered: Iterator[tuple[int, bytes]], problems: list[Problem]
+) -> Iterator[tuple[int, Cells]]:
+    for number, raw in numbered:
         if number == 1:
             raw = raw.removeprefix(BOM)
         try:

@@ -1,6 +1,7 @@
 """A private, temporary SQLite file for an import: the checked rows, read back case by case in
-valid-time order, and the events built from them, read back in order to be written. It keeps
-an import of any size in bounded memory: no row's text stays in memory after it is read."""
+valid-time order (by this process or, for a run of the cases, another: backfill.py), and the
+events built from them, read back in order to be written. It keeps an import of any size in
+bounded memory: no row's text stays in memory after it is read."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from eventsourcing.persistence import StoredEvent
 from twinflow.projection import TABLES, Rows
 
 BATCH = 1000
+# The tables of built events, in the order they are written: the workflow versions first.
+EVENTS = ("workflows", "events")
 # The read models' rows of the import's new cases (backfill.py), as twinflow's tables hold
 # them, but for the audit's position: the event's case id stands in for it until the event
 # is written and numbered (bulk.append_spilled).
@@ -38,8 +41,21 @@ class Spilled(NamedTuple):
 
 
 class Spill:
-    def __init__(self, path: Path) -> None:
+    """The spill file of an import, or (`reading`) one another process made, to read."""
+
+    def __init__(self, path: Path, *, reading: bool = False) -> None:
         self.path = path
+        self.views = False  # whether the view tables hold every built case's rows
+        self.cases: dict[str, int] = {}
+        self.names: list[str] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
+        self.writing = not reading
+        if reading:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            found = self.db.execute("SELECT slug FROM cases ORDER BY case_index")
+            self.names = [slug for (slug,) in found]
+            return
         self.db = sqlite3.connect(path, isolation_level=None)
         # Nothing here outlives the import: durability would only cost time.
         self.db.execute("PRAGMA journal_mode = OFF")
@@ -48,20 +64,15 @@ class Spill:
             "CREATE TABLE rows (case_index INTEGER, opening INTEGER, start INTEGER, "
             "line INTEGER, broken INTEGER, payload BLOB)"
         )
-        self.db.execute(
-            "CREATE TABLE events (originator_id TEXT, originator_version INTEGER, "
-            "topic TEXT, state BLOB)"
-        )
+        self.db.execute("CREATE TABLE cases (case_index INTEGER PRIMARY KEY, slug TEXT)")
+        for table in EVENTS:
+            self.db.execute(
+                f"CREATE TABLE {table} (originator_id TEXT, originator_version INTEGER, "
+                "topic TEXT, state BLOB)"
+            )
         for table, columns in VIEWS:
             self.db.execute(f"CREATE TABLE {table} ({columns})")
-        # Whether the view tables hold every case's rows: then the import writes them and
-        # the read models need no catch-up (bulk.append_spilled)
-        self.views = False
         self.db.execute("BEGIN")
-        self.cases: dict[str, int] = {}
-        self.names: list[str] = []
-        self._rows: list[tuple[Any, ...]] = []
-        self._events: list[tuple[Any, ...]] = []
 
     def __enter__(self) -> Spill:
         return self
@@ -94,12 +105,67 @@ class Spill:
         self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
-    def by_case(self) -> Iterator[tuple[str, list[Spilled]]]:
-        """Each case's rows: its opening first, then by date (first day), then by line."""
+    def merge(self, path: Path) -> None:
+        """Add the rows another process read into the spill file at `path`, from a later
+        span of the same file: its new cases keep their order, after the cases here."""
         self._flush_rows()
+        self.db.execute("COMMIT")
+        self.db.execute("ATTACH DATABASE ? AS part", (str(path),))
+        self.db.execute("BEGIN")
+        found = self.db.execute("SELECT slug FROM part.cases ORDER BY case_index")
+        indexes = [(number, self.case_index(slug)) for number, (slug,) in enumerate(found)]
+        self.db.execute("CREATE TEMP TABLE merged (part INTEGER PRIMARY KEY, here INTEGER)")
+        self.db.executemany("INSERT INTO temp.merged VALUES (?, ?)", indexes)
+        self.db.execute(
+            "INSERT INTO rows SELECT m.here, r.opening, r.start, r.line, r.broken, r.payload "
+            "FROM part.rows r JOIN temp.merged m ON m.part = r.case_index ORDER BY r.rowid"
+        )
+        self.db.execute("DROP TABLE temp.merged")
+        self.db.execute("COMMIT")
+        self.db.execute("DETACH DATABASE part")
+        self.db.execute("BEGIN")
+
+    def clear(self) -> None:
+        """Forget every row read, to read the file again."""
+        self._rows.clear()
+        self.db.execute("DELETE FROM rows")
+        self.cases.clear()
+        self.names.clear()
+
+    def share(self) -> None:
+        """Commit the rows and the cases' names, for other processes to read (`reading`)."""
+        self._flush_rows()
+        self.db.executemany("INSERT INTO cases VALUES (?, ?)", enumerate(self.names))
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    def cuts(self, parts: int) -> list[tuple[int, int]]:
+        """The cases cut into at most `parts` runs of consecutive cases, each with about as
+        many rows as the others: [low, high) ranges of case indexes."""
+        self._flush_rows()
+        counts = self.db.execute(
+            "SELECT case_index, COUNT(*) FROM rows GROUP BY case_index ORDER BY case_index"
+        ).fetchall()
+        total, seen, low = sum(n for _, n in counts), 0, 0
+        ranges: list[tuple[int, int]] = []
+        for index, count in counts:
+            seen += count
+            if seen * parts >= total * (len(ranges) + 1) and len(ranges) < parts - 1:
+                ranges.append((low, index + 1))
+                low = index + 1
+        ranges.append((low, len(self.names)))
+        return [(a, b) for a, b in ranges if b > a]
+
+    def by_case(self, low: int = 0, high: int | None = None) -> Iterator[tuple[str, list[Spilled]]]:
+        """Each case's rows (of the cases indexed from low up to high): its opening first,
+        then by date (first day), then by line."""
+        if self.writing:
+            self._flush_rows()
         cursor = self.db.execute(
             "SELECT case_index, line, broken, payload FROM rows "
-            "ORDER BY case_index, opening DESC, start, line"
+            "WHERE case_index >= ? AND case_index < ? "
+            "ORDER BY case_index, opening DESC, start, line",
+            (low, len(self.names) if high is None else high),
         )
         current, rows = -1, list[Spilled]()
         while batch := cursor.fetchmany(BATCH):
@@ -113,18 +179,21 @@ class Spill:
         if rows:
             yield self.names[current], rows
 
-    def add_events(self, events: list[StoredEvent]) -> None:
-        self._events.extend(
-            (
-                e.originator_id.hex if isinstance(e.originator_id, UUID) else e.originator_id,
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            for e in events
+    def add_workflows(self, events: list[StoredEvent]) -> None:
+        """The events that store the workflow versions the import's cases are the first to
+        use: written before the cases' events."""
+        self.db.executemany(
+            "INSERT INTO workflows VALUES (?, ?, ?, ?)",
+            [
+                (
+                    e.originator_id.hex if isinstance(e.originator_id, UUID) else e.originator_id,
+                    e.originator_version,
+                    e.topic,
+                    e.state,
+                )
+                for e in events
+            ],
         )
-        if len(self._events) >= BATCH:
-            self._flush_events()
 
     def add_records(self, records: list[tuple[str, int, str, bytes]]) -> None:
         """Events already as the store's columns (eventbytes.Record)."""
@@ -142,23 +211,32 @@ class Spill:
         self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
         self._events.clear()
 
-    def seal(self) -> int:
-        """Commit the built events for another connection to read (bulk.append_spilled),
-        and tell how many there are: rowids 1 to that number, in the order built."""
-        self._flush_events()
-        self.db.execute("COMMIT")
-        (last,) = self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
-        self.db.execute("BEGIN")
-        return int(last)
+    def seal(self) -> dict[str, int]:
+        """Commit what was built for another connection or process to read
+        (bulk.append_spilled), and tell how many events each table holds: rowids 1 to that
+        number, in the order built."""
+        if self.writing:
+            self._flush_events()
+            self.db.execute("COMMIT")
+            self.db.execute("BEGIN")
+        counts = {}
+        for table in EVENTS:
+            (last,) = self.db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()
+            counts[table] = int(last)
+        return counts
 
     def events(self) -> Iterator[list[StoredEvent]]:
-        """The built events in the order they were added, in batches; ids as hex strings,
+        """The built events in the order they are written, in batches; ids as hex strings,
         which SQLite stores as they are (no UUID objects to build and take apart again)."""
-        self._flush_events()
-        cursor = self.db.execute(
-            "SELECT originator_id, originator_version, topic, state FROM events ORDER BY rowid"
-        )
-        while batch := cursor.fetchmany(BATCH):
-            yield [
-                StoredEvent(ident, version, topic, state) for ident, version, topic, state in batch
-            ]
+        if self.writing:
+            self._flush_events()
+        for table in EVENTS:
+            cursor = self.db.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                "ORDER BY rowid"
+            )
+            while batch := cursor.fetchmany(BATCH):
+                yield [
+                    StoredEvent(ident, version, topic, state)
+                    for ident, version, topic, state in batch
+                ]

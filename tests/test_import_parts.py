@@ -1,0 +1,235 @@
+"""A large import is shared among processes: spans of the file are read, and runs of its cases
+checked and built, each by a process of its own. Whatever the number of processes, the import
+must give what one process gives: the same events in the same order, the same read models,
+the same summary, and for a bad file the same problems, with nothing written. A worker that
+fails writes nothing either."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_import_views import tables
+from twinflow import fanout, importer
+from twinflow.application import Register
+from twinflow.definitions import Library, bundled_dir
+from twinflow.errors import BadFile
+from twinflow.exchange import Summary, catch_up_views, import_file
+
+COLUMNS = ("case", "workflow", "action", "by", "party", "decided_on", "effective_on", "reason")
+HEADER = ",".join([*COLUMNS, "title", "parties", "summary"]) + "\n"
+
+
+def story(cases: int, seed: int = 7) -> list[str]:
+    """The rows of `cases` cases, shuffled: each case's rows are spread over the file."""
+    rows = []
+    for n in range(cases):
+        slug = f"town-{n}"
+        rows += [
+            f'{slug},twinning,open,council,,{1970 + n % 30},,,"Town {n}, ""twin""",A; B,\n',
+            f"{slug},,suspend,council,A,{2001 + n % 9}-0{1 + n % 9},,,,,\n",
+            f'{slug},,note:visit,,B,{2002 + n % 9}~,,,,,"a visit,\nover two lines"\n',
+            f"{slug},,resume,executive,B,{2011 + n % 5},,,,,\n",
+        ]
+        if n % 3 == 0:
+            rows.append(f"{slug},,freeze,executive,A,2020,2019-12,ties end,,,\n")
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def write(folder: Path, rows: list[str], name: str = "rows.csv") -> Path:
+    path = folder / name
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    return path
+
+
+def as_ndjson(folder: Path, csv_path: Path) -> Path:
+    import csv
+
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        records = [{k: v for k, v in row.items() if v} for row in csv.DictReader(handle)]
+    path = folder / "rows.ndjson"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return path
+
+
+def imported(
+    register: Register, path: Path, workers: int, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> Summary:
+    with monkeypatch.context() as patch:
+        patch.setenv("TWINFLOW_WORKERS", str(workers))
+        return import_file(register, path, actor="clerk-a", **options)
+
+
+def logged(register: Register) -> list[tuple[Any, ...]]:
+    """The log as recorded, but for each event's moment and the hashes that cover it, and
+    who recorded it (checked here: each backend names the clerk its own way)."""
+    found = register.events.recorder.select_notifications(start=1, limit=100_000)
+    kept = []
+    for n in found:
+        state = json.loads(n.state)
+        assert (state.pop("actor"), state.pop("on_behalf_of")) == register.identity("clerk-a")
+        for moment in ("timestamp", "hash", "prev_hash"):
+            state.pop(moment, None)
+        kept.append((n.id, str(n.originator_id), n.originator_version, n.topic, state))
+    return kept
+
+
+def read_models(register: Register) -> dict[str, list[tuple[Any, ...]]]:
+    """Every read model's rows, the audit's without who and when (as `logged`)."""
+    catch_up_views(register)
+    found = tables(register)
+    found["twinflow_audit"] = [row[:5] for row in found["twinflow_audit"]]
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_a_file_shared_among_processes_gives_what_one_process_gives(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    path = write(tmp_path, story(40))
+    if fmt == "ndjson":
+        path = as_ndjson(tmp_path, path)
+    alone = Register.at(str(tmp_path / "alone.db"), create=True)
+    one = imported(alone, path, 1, monkeypatch)
+    shared = imported(register, path, 3, monkeypatch)
+    assert shared == one
+    assert (one.rows, one.cases_opened, one.events) == (40 * 4 + 14, 40, 1 + 40 * 4 + 14)
+    assert logged(register) == logged(alone)
+    assert read_models(register) == read_models(alone)
+    assert register.verify()["holds"]
+    alone.close()
+
+
+def test_a_dry_run_shared_among_processes_counts_what_one_process_counts(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, story(12))
+    one = imported(register, path, 1, monkeypatch, dry_run=True)
+    assert imported(register, path, 3, monkeypatch, dry_run=True) == one
+    assert one.events == 1 + 12 * 4 + 4
+    assert register.events.recorder.max_notification_id() in (0, None)
+
+
+@pytest.mark.parametrize("reading", [True, False], ids=["in-reading", "in-cases"])
+def test_problems_found_by_several_processes_are_listed_as_one_process_lists_them(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reading: bool
+) -> None:
+    """Problems a row shows on its own make this process read the file again alone; those
+    of the case checks come from rows read by several processes, with their lines."""
+    rows = story(30)
+    rows[40] = "town-9,,end,council,A,1960,,,,,\n"  # before the case opens
+    rows[70] = "town-99,,suspend,council,A,2001,,,,,\n"  # never opened
+    rows[-1] = "town-8,,resume,council,A,2030,,,,,\n"  # not allowed from active
+    if reading:
+        rows[5] = "town-3,,suspend,council,A,2001-13,,,,,\n"  # no such month
+        rows[100] = 'town-5,,note:visit,,A,2003,,,,,"a stray "" quote\n'  # an unended quote
+    path = write(tmp_path, rows)
+    found = []
+    for workers in (1, 3):
+        with pytest.raises(BadFile) as refused:
+            imported(register, path, workers, monkeypatch)
+        found.append([str(p) for p in refused.value.problems])
+        assert register.events.recorder.max_notification_id() in (0, None)
+        assert all(rows == [] for rows in tables(register).values())
+    assert found[0] == found[1]
+    assert len(found[0]) >= (5 if reading else 3)
+    last = 2 + sum(row.count("\n") for row in rows[:-1])  # the last row's line
+    assert any(problem.startswith(f"line {last}: action 'resume'") for problem in found[1])
+
+
+def test_a_cut_is_only_made_at_a_line_end_outside_quotes(tmp_path: Path) -> None:
+    records = ['a,"one\ntwo\nthree",x\n', "b,plain,y\n", 'c,"q ""x""\nz",w\n', "d,,\n"]
+    text = HEADER + "".join(records)
+    path = tmp_path / "rows.csv"
+    path.write_text(text, encoding="utf-8")
+    body = len(HEADER)
+    ends = [body + len("".join(records[: k + 1])) for k in range(len(records))]
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for near in range(body, len(text)):
+            expected = next(end for end in ends if end > near)
+            assert importer._record_end(data, body, near) == expected, near
+    spans = importer._spans(path, "csv", 2, tmp_path)  # cut after 3/5 of the records' bytes
+    assert (body + (len(text) - body) * 3 // 5) in range(ends[1], ends[2])
+    assert [(s.start, s.end) for s in spans] == [(body, ends[2]), (ends[2], len(text))]
+    assert [s.line for s in spans] == [2, 8]
+
+
+def test_the_rows_of_a_file_read_in_spans_are_the_rows_of_one_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stray quote (allowed inside an unquoted cell) throws the count of quotes off: a span
+    may then start inside a quoted cell. Whatever the spans, the file's rows are read as
+    one reading reads them (else read again by one process)."""
+    rows = story(30)
+    rows[3] = 'town-4,,note:visit,,A,2003,,,,,an 8" record\n'
+    path = write(tmp_path, rows)
+    register = Register.at(str(tmp_path / "spans.db"), create=True)
+    alone = Register.at(str(tmp_path / "alone.db"), create=True)
+    assert imported(register, path, 3, monkeypatch) == imported(alone, path, 1, monkeypatch)
+    assert logged(register) == logged(alone)
+    register.close()
+    alone.close()
+
+
+def test_the_users_workflow_folders_reach_the_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    text = (bundled_dir() / "twinning.yaml").read_text(encoding="utf-8")
+    (folder / "pact.yaml").write_text(text.replace("name: twinning", "name: pact"))
+    register = Register.at(str(tmp_path / "r.db"), create=True)
+    register.library = Library([folder])
+    path = write(tmp_path, [r.replace("twinning", "pact") for r in story(9)])
+    summary = imported(register, path, 3, monkeypatch)
+    assert summary.cases_opened == 9
+    assert {c["workflow"] for c in register.list_cases()} == {"pact"}
+    register.close()
+
+
+@pytest.mark.parametrize("task", ["importer:read_part", "backfill:check_part"])
+def test_a_worker_that_fails_writes_nothing(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
+) -> None:
+    path = write(tmp_path, story(20))
+    run = fanout.run
+
+    def failing(location: Any, given: str, *args: Any, **kwargs: Any) -> Any:
+        # the other processes are given a task they cannot find
+        return run(location, given.replace(task, f"{task}_gone"), *args, **kwargs)
+
+    monkeypatch.setattr(fanout, "run", failing)
+    with pytest.raises(AttributeError, match="_gone"):
+        imported(register, path, 2, monkeypatch)
+    assert register.events.recorder.max_notification_id() in (0, None)
+    assert all(rows == [] for rows in tables(register).values())
+
+
+def test_the_progress_of_a_shared_import_reaches_each_total(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, story(30))
+    moved: dict[str, list[int]] = {}
+    totals: dict[str, set[int]] = {}
+
+    def progress(label: str, step: int, total: int) -> None:
+        moved.setdefault(label, []).append(step)
+        totals.setdefault(label, set()).add(total)
+
+    summary = imported(register, path, 3, monkeypatch, progress=progress)
+    size = path.stat().st_size
+    assert totals["reading"] == {size} and sum(moved["reading"]) == size
+    assert totals["checking"] == {summary.rows} and sum(moved["checking"]) == summary.rows
+    assert totals["writing"] == {summary.events} and sum(moved["writing"]) == summary.events
+
+
+def test_processes_started_ahead_and_not_needed_end_by_themselves() -> None:
+    with fanout.ahead(2) as started:
+        processes = [s.process for s in started]
+    assert [p.returncode for p in processes] == [0, 0]  # not killed
