@@ -277,12 +277,12 @@ class Checker:
         ordered = ([opening] if opening else []) + kept
         first_seq = existing.version + 1 if existing else 1
         new = {first_seq + i: r for i, r in enumerate(ordered)}
-        self.check_timeline(slug, flow, base, new)
+        steps = self.check_timeline(slug, flow, base, new)
         if self.problems:
             return
         self.count(existing is None, kept, flow)
         if self.build:
-            self.emit(slug, flow, existing, opening, parties, kept)
+            self.emit(slug, flow, existing, opening, parties, kept, steps)
 
     def workflow(self, opening: Spilled) -> Workflow | None:
         name = opening.row["workflow"]
@@ -390,9 +390,10 @@ class Checker:
 
     def check_timeline(
         self, slug: str, flow: Workflow, base: list[timeline.Item], new: dict[int, Spilled]
-    ) -> None:
+    ) -> list[timeline.Step]:
         """Report every new row that makes the case's timeline illegal, leaving each out in
-        turn so that the next one is found too."""
+        turn so that the next one is found too. Returns the path of a legal one (none where
+        the register's own decisions make it illegal: only a held case's can)."""
         items = base + [self.item(seq, spilled) for seq, spilled in new.items()]
         opened = next(i for i in items if i.kind == "decision" and i.trigger == timeline.OPEN)
         for item in items:
@@ -406,12 +407,11 @@ class Checker:
                 )
         for _ in range(len(items)):
             try:
-                timeline.path(items, flow)
-                return
+                return timeline.path(items, flow)
             except timeline.IllegalPath as illegal:
                 blamed, reason = self.blame(illegal, slug, flow, new, opened)
                 if blamed is None:
-                    return
+                    return []
                 column = "action"
                 value: Any = blamed.trigger
                 if illegal.state is None:
@@ -419,6 +419,7 @@ class Checker:
                     value = blamed.date
                 self.bad(new[blamed.seq], column, value, reason)
                 items = [i for i in items if i.seq != blamed.seq]
+        return []
 
     def blame(
         self,
@@ -492,9 +493,11 @@ class Checker:
         opening: Spilled | None,
         parties: list[str],
         kept: list[Spilled],
+        steps: list[timeline.Step],
     ) -> None:
         """The case's new events, as `Case.open`, `decide` and `note` would record them
-        (eventbytes.py builds the same stored records without the event objects)."""
+        (eventbytes.py builds the same stored records without the event objects); `steps`,
+        its path as checked."""
         if existing is None:
             assert opening is not None
             row = opening.row
@@ -509,26 +512,32 @@ class Checker:
         self.spill.add_records(chain.records)
         if self.rows is not None:
             if opening is not None:
-                self.view_rows(chain, flow, slug, opening.row["title"], parties)
+                self.view_rows(chain, flow, slug, opening.row["title"], parties, steps)
             else:
                 self.rows, self.spill.views = None, False
 
     def view_rows(
-        self, chain: Chain, flow: Workflow, slug: str, title: str, parties: list[str]
+        self,
+        chain: Chain,
+        flow: Workflow,
+        slug: str,
+        title: str,
+        parties: list[str],
+        steps: list[timeline.Step],
     ) -> None:
         """A new case's rows in the read models, as a rebuild makes them from its events
-        (projection._direct; tests/test_import_views.py compares both)."""
+        (projection._direct; tests/test_import_views.py compares both): its path is the
+        one its rows were checked by (the same decisions, dates and order)."""
         assert self.rows is not None
-        items, audit = [], []
+        audit = []
         for kind, seq, moment, fields in chain.recorded:
-            items.append(timeline.item_of(seq, kind, moment, self.actor, fields))
             stored = {**fields, "actor": self.actor, "timestamp": moment}
             audit.append(projection.audit_of(chain.hex, slug, seq, kind, stored))
         head = projection.Head(
             slug, title, flow.name, flow.version, flow.digest, list(parties), chain.version
         )
-        projection.add_case(self.rows, head, items, audit, flow)
-        self.pending += len(items)
+        projection.add_case(self.rows, head, steps, audit)
+        self.pending += len(audit)
         if self.pending >= BATCH:
             self.spill.add_view_rows(self.rows)
             self.rows, self.pending = projection.new_rows(), 0

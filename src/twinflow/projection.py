@@ -26,7 +26,6 @@ from twinflow.errors import StorageError
 
 if TYPE_CHECKING:
     from twinflow.application import Register
-    from twinflow.definitions import Workflow
 
 CASES = "twinflow:case:"
 CHUNK = 2000  # events read per query, and about as many rows sent per message
@@ -90,15 +89,9 @@ def new_rows() -> Rows:
 
 
 def add_case(
-    rows: Rows,
-    head: Head,
-    items: list[timeline.Item],
-    audit: list[tuple[Any, ...]],
-    flow: Workflow,
+    rows: Rows, head: Head, steps: list[timeline.Step], audit: list[tuple[Any, ...]]
 ) -> None:
-    """Add a case's rows in every read model: its path through `flow` taken from its items,
-    and its audit rows as given."""
-    steps = timeline.path(items, flow)
+    """Add a case's rows in every read model: from its path, and its audit rows as given."""
     rows["twinflow_cases"].append(case_row(head, steps))
     rows["twinflow_parties"] += [(party, head.slug) for party in dict.fromkeys(head.parties)]
     rows["twinflow_audit"] += audit
@@ -419,7 +412,7 @@ def _project(
         read = _direct(records) if direct else None
         head, items, audit = read or _replayed(decode, records)
         flow = register.definition_of(head.workflow, head.workflow_version, head.workflow_digest)
-        add_case(rows, head, items, audit, flow)
+        add_case(rows, head, timeline.path(items, flow), audit)
         pending += len(records)
         if pending >= CHUNK:
             emit(rows)
