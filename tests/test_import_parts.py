@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import random
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.test_import_views import tables
-from twinflow import fanout, importer
+from twinflow import backfill, fanout, importer
 from twinflow.application import Register
 from twinflow.definitions import Library, bundled_dir
-from twinflow.errors import BadFile
+from twinflow.errors import BadFile, StorageError
 from twinflow.exchange import Summary, catch_up_views, import_file
+from twinflow.storage import MOST_ATTACHED
 
 COLUMNS = ("case", "workflow", "action", "by", "party", "decided_on", "effective_on", "reason")
 HEADER = ",".join([*COLUMNS, "title", "parties", "summary"]) + "\n"
@@ -233,3 +238,99 @@ def test_processes_started_ahead_and_not_needed_end_by_themselves() -> None:
     with fanout.ahead(2) as started:
         processes = [s.process for s in started]
     assert [p.returncode for p in processes] == [0, 0]  # not killed
+
+
+def test_a_shared_import_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    register = Register.at(str(tmp_path / "r.db"), create=True)
+    good = write(tmp_path, story(12))
+    bad = write(tmp_path, ["town-1,,freeze,council,A,1960,,,,,\n", *story(12)], "bad.csv")
+    imported(register, good, 3, monkeypatch)
+    with pytest.raises(BadFile):
+        imported(register, bad, 3, monkeypatch)
+    register.close()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_file_from_standard_input_is_read_by_the_command_alone(tmp_path: Path) -> None:
+    """Another process cannot open /dev/stdin as the command reads it (it is a pipe)."""
+    path = write(tmp_path, story(12))
+    db = tmp_path / "r.db"
+    env = dict(os.environ, TWINFLOW_WORKERS="3", TWINFLOW_ACTOR="clerk-a")
+    command = [sys.executable, "-m", "twinflow", "--db", str(db), "import", "/dev/stdin"]
+    with path.open("rb") as handle:
+        done = subprocess.run(
+            [*command, "--format", "csv"], stdin=handle, capture_output=True, text=True, env=env
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "12 case(s) opened" in done.stdout
+    assert importer.processes(Path("/dev/stdin")) == 1
+
+
+def test_more_processes_than_sqlite_attaches_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWINFLOW_WORKERS", "11")
+    assert backfill.processes(100) == MOST_ATTACHED - 1
+    monkeypatch.delenv("TWINFLOW_WORKERS")
+    register = Register.at(str(tmp_path / "r.db"), create=True)
+    assert imported(register, write(tmp_path, story(30)), 11, monkeypatch).cases_opened == 30
+    register.close()
+
+
+def test_a_worker_started_ahead_that_died_is_reported(register: Register) -> None:
+    with fanout.ahead(1) as started:
+        started[0].process.kill()
+        started[0].process.wait()
+        running = fanout.run(
+            register.location,
+            "twinflow.importer:read_part",
+            ["mine", "theirs"],
+            here=lambda part, told: None,
+            started=started,
+            doing="reading the file",
+        )
+        with pytest.raises(StorageError, match="a worker process stopped while reading the file"):
+            list(running)
+
+
+def test_a_file_with_a_bad_row_is_checked_but_not_built(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    emit = backfill.Checker.emit
+
+    def counted(self: backfill.Checker, slug: str, *args: Any) -> None:
+        built.append(slug)
+        emit(self, slug, *args)
+
+    monkeypatch.setattr(backfill.Checker, "emit", counted)
+    rows = story(12)
+    rows[-1] = "town-3,,suspend,council,A,2001-13,,,,,\n"  # no such month
+    with pytest.raises(BadFile, match="1 problem"):
+        imported(register, write(tmp_path, rows), 1, monkeypatch)
+    assert built == []
+
+
+def test_ndjson_is_cut_at_any_line_end(tmp_path: Path) -> None:
+    path = tmp_path / "rows.ndjson"
+    line = '{"case": "a-b", "action": "note:visit", "decided_on": "2001", "summary": "8\\" x"}\n'
+    path.write_text(line * 30, encoding="utf-8")
+    spans = importer._spans(path, "ndjson", 3, tmp_path)
+    assert len(spans) == 3
+    assert all((s.start % len(line), s.end % len(line)) == (0, 0) for s in spans)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_workflow_version_is_stamped_before_the_cases_that_use_it(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    imported(register, write(tmp_path, story(12)), workers, monkeypatch)
+    found = register.events.recorder.select_notifications(start=1, limit=1000)
+    moments = [json.loads(n.state)["timestamp"]["_data_"] for n in found]
+    assert found[0].topic.startswith("twinflow:workflow")
+    assert moments[0] < min(moments[1:])

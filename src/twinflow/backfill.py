@@ -19,6 +19,7 @@ from twinflow.eventbytes import Builder, Chain
 from twinflow.exchange import Problem, Progress, Summary, catch_up_views
 from twinflow.rowcheck import date_of
 from twinflow.spill import BATCH, Spill, Spilled
+from twinflow.storage import MOST_ATTACHED
 
 if TYPE_CHECKING:
     from twinflow.application import Register
@@ -88,9 +89,13 @@ def check(
     versions to store first), and whether all of them hold the read models' rows. The
     processes `started` ahead (fanout.ahead) are given runs first."""
     actor, on_behalf_of = register.identity(actor)
+    build = build and not problems  # a file with a bad row is only checked
     rows = build and register.location.kind == "sqlite" and _views_current(register, progress)
     folders = tuple(str(d) for d in register.library.user_dirs)
-    cuts = spill.cuts(fanout.workers(summary.rows)) or [(0, 0)]
+    cuts = spill.cuts(processes(summary.rows)) or [(0, 0)]
+    # Stamped before the cases' events: the workflow versions the file's openings name that
+    # the register does not hold yet (stored if a case is the first to use one: `needed`)
+    early = _workflow_events(register, spill.opened_workflows(), actor, on_behalf_of)
     parts = [
         Part(
             str(spill.path),
@@ -122,7 +127,15 @@ def check(
             found[0] = _check_part(register, register.library, part, told)
 
         task = "twinflow.backfill:check_part"
-        running = fanout.run(register.location, task, parts, checking, here=here, started=started)
+        running = fanout.run(
+            register.location,
+            task,
+            parts,
+            checking,
+            here=here,
+            started=started,
+            doing="checking the file's cases",
+        )
         for index, item in running:
             found[index] = item
         built = [Path(part.out) for part in parts]
@@ -134,16 +147,39 @@ def check(
         summary.workflows += 1
         summary.events += 1
         if build and not problems:
-            flow = register.library.get(name)
-            if flow.digest != digest:
+            events = early.get(digest)
+            if events is None:
                 raise TwinflowError(
                     f"the workflow file of {name!r} changed while the import ran; nothing was "
                     "imported: import the file again"
                 )
-            stored = StoredWorkflow.register(flow, actor, on_behalf_of)
             mapper = register.events.mapper
-            spill.add_workflows([mapper.to_stored_event(e) for e in stored.collect_events()])
+            spill.add_workflows([mapper.to_stored_event(e) for e in events])
     return built, rows and all(checked.views for checked in found)
+
+
+def processes(rows: int) -> int:
+    """How many processes check a file of `rows` rows (fanout.workers): at most one fewer
+    than the files SQLite attaches at once, as the write attaches each one's spill file
+    besides the command's (bulk.append_spilled)."""
+    return min(fanout.workers(rows), MOST_ATTACHED - 1)
+
+
+def _workflow_events(
+    register: Register, names: list[str], actor: str, on_behalf_of: str | None
+) -> dict[str, list[Any]]:
+    """The events that would store each of these workflows' current versions the register
+    does not hold, by digest (a name that cannot be used is left to the case checks)."""
+    events = {}
+    for name in names:
+        try:
+            flow = register.library.get(name)
+            if register._stored_workflow(flow) is None:
+                stored = StoredWorkflow.register(flow, actor, on_behalf_of)
+                events[flow.digest] = list(stored.collect_events())
+        except TwinflowError:
+            continue
+    return events
 
 
 def _views_current(register: Register, progress: Progress | None) -> bool:
@@ -514,7 +550,7 @@ class Checker:
             if opening is not None:
                 self.view_rows(chain, flow, slug, opening.row["title"], parties, steps)
             else:
-                self.rows, self.spill.views = None, False
+                self.rows = None
 
     def view_rows(
         self,

@@ -39,8 +39,8 @@ COLUMNS = (
 )
 REQUIRED = ("case", "action", "decided_on")
 IMPORT_FORMATS = ("csv", "ndjson")
-# About the fewest bytes a row of an import file holds: a file's size over it guesses how many
-# rows it has, before reading it
+# A guess, on the short side, at the bytes a row of an import file holds: a file's size over it
+# guesses how many rows it has before it is read (whether to share the reading among processes)
 ROW_BYTES = 50
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
@@ -111,7 +111,8 @@ def import_file(
 ) -> Summary:
     """Import every row of a file in one transaction, or nothing with every bad row listed."""
     from twinflow import bulk, fanout
-    from twinflow.backfill import check
+    from twinflow.backfill import check, processes
+    from twinflow.importer import processes as readers
     from twinflow.importer import read_shared
     from twinflow.spill import Spill
 
@@ -120,13 +121,13 @@ def import_file(
     summary = Summary(path.name, dry_run=dry_run)
     # The processes that will share the reading and then the case checks of a large file,
     # started at once: each takes a while to load twinflow, which then overlaps the work
-    # of the others (those not needed after all are stopped)
+    # of the others (those not needed after all end by themselves)
     guess = os.path.getsize(path) // ROW_BYTES if path.is_file() else 0
     with (
         tempfile.TemporaryDirectory(prefix="twinflow-import-") as folder,
         Spill(Path(folder) / "spill.db") as spill,
         ExitStack() as stack,
-        fanout.ahead(2 * (fanout.workers(guess) - 1)) as started,
+        fanout.ahead(readers(path) - 1 + processes(guess) - 1) as started,
     ):
         summary.rows = read_shared(
             register, path, fmt, spill, problems, progress, folder=Path(folder), started=started

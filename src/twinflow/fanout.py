@@ -1,13 +1,13 @@
-"""Work over the whole log shared among processes: `verify` and `rebuild` read and decode every
-stored event, and one Python process does that at a fraction of what the machine can. The
-caller does the first part itself; each other part runs in a process of its own (a new
-interpreter: no connection or lock is inherited) that opens the register itself and sends
-back what it found through a pipe; the caller combines the parts in order, so the result is
-the one a single process gives (tested).
+"""Work shared among processes: `verify` and `rebuild` read and decode every stored event, and
+`import` reads, checks and builds every row of a file; one Python process does that at a
+fraction of what the machine can. The caller does the first part itself; each other part runs
+in a process of its own (a new interpreter: no connection or lock is inherited) that opens
+the register itself and sends back what it found through a pipe; the caller combines the
+parts in order, so the result is the one a single process gives (tested).
 
 TWINFLOW_WORKERS sets how many processes share the work, the caller's included (1: all in
-this one); by default one per core, up to MOST (a caller may ask for fewer), for logs of at
-least MIN_EVENTS events (below that, starting processes costs more)."""
+this one); by default one per core, up to MOST (a caller may ask for fewer), for at least
+MIN_EVENTS events or rows (below that, starting processes costs more)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def run(
     *,
     here: Callable[[Any, Callable[[int], None]], None] | None = None,
     started: list[Started] | None = None,
+    doing: str = "reading the log",
 ) -> Iterator[tuple[int, Any]]:
     """Run `task` ("module:function", called as function(register, part, emit, progress))
     on each part in a process of its own; yields (part index, item) for every item the parts
@@ -134,7 +135,8 @@ def run(
     piles up in memory. The processes are fresh interpreters (`python -c`), not
     multiprocessing's: those import the caller's main module again, which a script using
     the Python API need not guard. Processes started `ahead` are given parts first (each is
-    taken from `started`), then new ones are started."""
+    taken from `started`), then new ones are started. `doing` names the work in the error
+    of a worker that stops."""
     first = 1 if here is not None and parts else 0
     ticks: queue.SimpleQueue[int] = queue.SimpleQueue()  # progress the processes report
     failed: list[BaseException] = []
@@ -156,11 +158,14 @@ def run(
             for part in parts[first:]:
                 process, said = started.pop(0) if started else _start(files)
                 assert process.stdin is not None
-                pickle.dump((location, task, part), process.stdin)
-                process.stdin.close()
+                try:
+                    pickle.dump((location, task, part), process.stdin)
+                    process.stdin.close()
+                except OSError:  # it ended before it got its part (its exit is waited for)
+                    raise _stopped(process, said, doing) from None
                 box: queue.Queue[Any] = queue.Queue(maxsize=HELD)
                 reader = threading.Thread(
-                    target=_relay, args=(process, said, box, ticks, failed), daemon=True
+                    target=_relay, args=(process, said, box, ticks, failed, doing), daemon=True
                 )
                 reader.start()
                 workers.append((process, reader, box))
@@ -221,6 +226,7 @@ def _relay(
     box: queue.Queue[Any],
     ticks: queue.SimpleQueue[int],
     failed: list[BaseException],
+    doing: str,
 ) -> None:
     """Pass on what one worker sends, then how it ended."""
     assert process.stdout is not None
@@ -236,20 +242,25 @@ def _relay(
             if kind in ("done", "error"):
                 return
     except Exception:  # the channel ended or was garbled: how the worker ended says why
-        try:
-            code = process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # still running, but what it sends makes no sense
-            process.kill()
-            code = process.wait()
-        said.seek(0)
-        lines = [line for line in said.read().decode(errors="replace").splitlines() if line]
-        why = lines[-1] if lines else f"exit code {code}"
-        failure = StorageError(
-            f"a worker process stopped while reading the log ({why}); run the command "
-            "again, or with TWINFLOW_WORKERS=1"
-        )
+        failure = _stopped(process, said, doing)
         failed.append(failure)
         box.put(("error", failure))
+
+
+def _stopped(process: subprocess.Popen[bytes], said: Any, doing: str) -> StorageError:
+    """The error of a worker that ended without a word: its last line, or its exit code."""
+    try:
+        code = process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # still running, but what it sends makes no sense
+        process.kill()
+        code = process.wait()
+    said.seek(0)
+    lines = [line for line in said.read().decode(errors="replace").splitlines() if line]
+    why = lines[-1] if lines else f"exit code {code}"
+    return StorageError(
+        f"a worker process stopped while {doing} ({why}); run the command again, or with "
+        "TWINFLOW_WORKERS=1"
+    )
 
 
 def serve() -> None:

@@ -10,6 +10,7 @@ import itertools
 import json
 import mmap
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from itertools import chain, compress
 from pathlib import Path
@@ -100,7 +101,8 @@ def read_shared(
     finds them (a stray quote can also make a span start inside a quoted cell: the span
     before it then ends inside quotes, which the CSV reader reports)."""
     size = os.path.getsize(path)
-    spans = _spans(path, fmt, fanout.workers(size // ROW_BYTES), folder)
+    real = shareable(path)
+    spans = _spans(real, fmt, processes(path), folder) if real else []
     if len(spans) < 2:
         return read(path, fmt, spill, problems, progress)
     found: list[tuple[int, list[Problem]]] = [(0, [])] * len(spans)
@@ -116,9 +118,16 @@ def read_shared(
 
     reading(spans[0].start)  # the header
     task = "twinflow.importer:read_part"
-    for index, item in fanout.run(
-        register.location, task, spans, reading, here=here, started=started
-    ):
+    running = fanout.run(
+        register.location,
+        task,
+        spans,
+        reading,
+        here=here,
+        started=started,
+        doing="reading the file",
+    )
+    for index, item in running:
         found[index] = item
     if any(mine for _, mine in found):
         spill.clear()
@@ -139,6 +148,26 @@ def read_part(
     emit((count, problems))
 
 
+def processes(path: Path) -> int:
+    """How many processes read the file at `path` (fanout.workers, by a guess at its rows):
+    one unless the others can open it by name as this one reads it (`shareable`)."""
+    real = shareable(path)
+    return fanout.workers(os.path.getsize(real) // ROW_BYTES) if real else 1
+
+
+def shareable(path: Path) -> Path | None:
+    """The name under which other processes open the file this one reads at `path`: a
+    regular file's real path, never one under /dev or /proc (/dev/stdin is each process's
+    own standard input); None where there is none (a pipe)."""
+    try:
+        real = Path(os.path.realpath(path))
+        if real.parts[1:2] in (("dev",), ("proc",)) or not stat.S_ISREG(os.stat(real).st_mode):
+            return None
+        return real if os.path.samefile(real, path) else None
+    except OSError:
+        return None
+
+
 def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
     """The file's records cut into `parts` spans at line ends outside quotes, this
     process's wider (SHARES); none where the header is not a plain line of names."""
@@ -156,7 +185,8 @@ def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
         cuts, reached = [body], 0
         for width in widths[:-1]:
             reached += width
-            cut = _record_end(data, body, body + (len(data) - body) * reached // sum(widths))
+            near = body + (len(data) - body) * reached // sum(widths)
+            cut = _record_end(data, body, near, quoted=fmt == "csv")
             if cut is None or cut <= cuts[-1]:
                 break
             cuts.append(cut)
@@ -177,13 +207,14 @@ def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
         ]
 
 
-def _record_end(data: mmap.mmap, body: int, near: int) -> int | None:
+def _record_end(data: mmap.mmap, body: int, near: int, *, quoted: bool = True) -> int | None:
     """The first line end at or after `near` outside quotes (an even number of them since
-    the body's start), as the position after it."""
+    the body's start: CSV's; NDJSON has no line end within a record), as the position after
+    it."""
     end = data.find(b"\n", near)
     if end < 0:
         return None
-    odd = _count(data, b'"', body, end) % 2
+    odd = _count(data, b'"', body, end) % 2 if quoted else 0
     while odd:
         after = data.find(b"\n", end + 1)
         if after < 0:

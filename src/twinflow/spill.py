@@ -45,7 +45,6 @@ class Spill:
 
     def __init__(self, path: Path, *, reading: bool = False) -> None:
         self.path = path
-        self.views = False  # whether the view tables hold every built case's rows
         self.cases: dict[str, int] = {}
         self.names: list[str] = []
         self._rows: list[tuple[Any, ...]] = []
@@ -131,6 +130,16 @@ class Spill:
         self.db.execute("DELETE FROM rows")
         self.cases.clear()
         self.names.clear()
+
+    def opened_workflows(self) -> list[str]:
+        """The workflows the file's opening rows name, in the order of their cases."""
+        self._flush_rows()
+        found = self.db.execute(
+            "SELECT json_extract(CAST(payload AS TEXT), '$.workflow') AS name, "
+            "MIN(case_index) AS first FROM rows WHERE opening = 1 AND broken = 0 "
+            "GROUP BY name ORDER BY first"
+        )
+        return [name for name, _ in found if isinstance(name, str)]
 
     def share(self) -> None:
         """Commit the rows and the cases' names, for other processes to read (`reading`)."""
