@@ -10,9 +10,11 @@ import json
 import mmap
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +336,49 @@ def test_the_workflow_version_is_stamped_before_the_cases_that_use_it(
     moments = [json.loads(n.state)["timestamp"]["_data_"] for n in found]
     assert found[0].topic.startswith("twinflow:workflow")
     assert moments[0] < min(moments[1:])
+
+
+def _marked(mark: str) -> list[int]:
+    """The running processes whose environment holds `mark`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("spill", ["read-1.db", "part-1.db"], ids=["reading", "checking"])
+def test_a_terminated_shared_import_writes_nothing_and_leaves_nothing(
+    tmp_path: Path, spill: str
+) -> None:
+    """`kill` (SIGTERM) while the processes read and check: exit code 143, nothing written
+    (the new register's file removed again), no file left in the temporary folder, no
+    worker process left running."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    path = write(tmp_path, story(1500))
+    db = tmp_path / "r.db"
+    mark = f"twinflow-test-{os.getpid()}-{random.random()}"
+    env = dict(
+        os.environ, TWINFLOW_WORKERS="2", TWINFLOW_ACTOR="clerk-a", TMPDIR=str(scratch), MARK=mark
+    )
+    command = [sys.executable, "-m", "twinflow", "--db", str(db), "import", str(path)]
+    importing = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob(f"twinflow-import-*/{spill}")):  # a worker's spill file
+        assert importing.poll() is None, "the import ended before its workers were seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    importing.send_signal(signal.SIGTERM)
+    _, stderr = importing.communicate(timeout=60)
+    assert importing.returncode == 143, stderr
+    assert list(scratch.iterdir()) == []
+    assert not db.exists(), "the register the import made is removed again"
+    deadline = time.monotonic() + 10
+    while _marked(mark) and time.monotonic() < deadline:  # the workers end as their pipes close
+        time.sleep(0.05)
+    assert _marked(mark) == []
