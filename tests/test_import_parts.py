@@ -24,8 +24,9 @@ from tests.test_import_views import tables
 from twinflow import backfill, fanout, importer
 from twinflow.application import Register
 from twinflow.definitions import Library, bundled_dir
-from twinflow.errors import BadFile, StorageError
+from twinflow.errors import BadFile, ConflictError, StorageError
 from twinflow.exchange import Summary, catch_up_views, import_file
+from twinflow.spill import Spill, Spilled
 from twinflow.storage import MOST_ATTACHED
 
 COLUMNS = ("case", "workflow", "action", "by", "party", "decided_on", "effective_on", "reason")
@@ -161,7 +162,7 @@ def test_a_cut_is_only_made_at_a_line_end_outside_quotes(tmp_path: Path) -> None
         for near in range(body, len(text)):
             expected = next(end for end in ends if end > near)
             assert importer._record_end(data, body, near) == expected, near
-    spans = importer._spans(path, "csv", 2, tmp_path)  # cut after 3/5 of the records' bytes
+    spans = importer._spans(path, "csv", 2, tmp_path, path)  # cut after 3/5 of the bytes
     assert (body + (len(text) - body) * 3 // 5) in range(ends[1], ends[2])
     assert [(s.start, s.end) for s in spans] == [(body, ends[2]), (ends[2], len(text))]
     assert [s.line for s in spans] == [2, 8]
@@ -258,19 +259,125 @@ def test_a_shared_import_leaves_no_file_behind(
     assert list(scratch.iterdir()) == []
 
 
-def test_a_file_from_standard_input_is_read_by_the_command_alone(tmp_path: Path) -> None:
-    """Another process cannot open /dev/stdin as the command reads it (it is a pipe)."""
+@pytest.mark.parametrize("given", ["file", "pipe"])
+def test_standard_input_is_shared_only_where_it_is_a_file_the_others_can_open(
+    tmp_path: Path, given: str
+) -> None:
+    """/dev/stdin is each process's own standard input: the workers are given the real
+    path of a file redirected to the command's, and a pipe is read by the command alone."""
     path = write(tmp_path, story(12))
     db = tmp_path / "r.db"
     env = dict(os.environ, TWINFLOW_WORKERS="3", TWINFLOW_ACTOR="clerk-a")
     command = [sys.executable, "-m", "twinflow", "--db", str(db), "import", "/dev/stdin"]
+    script = (
+        "import sys; from pathlib import Path; from twinflow import importer; "
+        "print(importer.shareable(Path('/dev/stdin')))"
+    )
     with path.open("rb") as handle:
-        done = subprocess.run(
-            [*command, "--format", "csv"], stdin=handle, capture_output=True, text=True, env=env
-        )
+        if given == "file":
+            done = subprocess.run(
+                [*command, "--format", "csv"], stdin=handle, capture_output=True, text=True, env=env
+            )
+            seen = subprocess.run(
+                [sys.executable, "-c", script], stdin=handle, capture_output=True, text=True
+            )
+        else:
+            done = subprocess.run(
+                [*command, "--format", "csv"],
+                input=handle.read().decode(),
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            seen = subprocess.run(
+                [sys.executable, "-c", script], input="", capture_output=True, text=True
+            )
     assert (done.returncode, done.stderr) == (0, "")
     assert "12 case(s) opened" in done.stdout
-    assert importer.processes(Path("/dev/stdin")) == 1
+    assert seen.stdout.strip() == (str(path.resolve()) if given == "file" else "None")
+
+
+@pytest.mark.parametrize("change", ["link", "rewrite"])
+def test_a_file_changed_while_it_is_read_by_several_processes_is_never_mixed(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Every process reads the file the command cut: a link pointed elsewhere meanwhile
+    changes nothing, and a file written to meanwhile is refused, nothing written."""
+    first = write(tmp_path, story(30), "first.csv")
+    current = tmp_path / "current.csv"
+    current.symlink_to(first)
+    cut = importer._spans
+
+    def then_changed(*args: Any) -> Any:
+        spans = cut(*args)
+        burg = [r.replace("Town", "Burg") for r in story(30)]
+        if change == "link":  # a job puts the next export in place
+            current.unlink()
+            current.symlink_to(write(tmp_path, burg, "second.csv"))
+        else:
+            write(tmp_path, [*burg, "town-1,,note:visit,,A,2003,,,,,later\n"], "first.csv")
+        return spans
+
+    monkeypatch.setattr(importer, "_spans", then_changed)
+    if change == "link":
+        assert imported(register, current, 3, monkeypatch).cases_opened == 30
+        assert {c["title"][:4] for c in register.list_cases()} == {"Town"}
+        return
+    with pytest.raises(ConflictError, match=r"current\.csv was replaced or changed while"):
+        imported(register, current, 3, monkeypatch)
+    assert register.events.recorder.max_notification_id() in (0, None)
+
+
+def test_a_register_named_relative_to_another_folder_is_the_one_the_workers_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script may change folders after opening a register by a relative name."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    register = Register.at("r.db", create=True)
+    imported(register, write(tmp_path, story(12)), 1, monkeypatch)
+    elsewhere = Register.at(str(tmp_path / "b" / "r.db"), create=True)
+    elsewhere.close()
+    monkeypatch.chdir(tmp_path / "b")
+    rows = [f"town-{n},,reaffirm,council,A,2030,,,,,\n" for n in range(12)]
+    summary = imported(register, write(tmp_path, rows, "more.csv"), 3, monkeypatch)
+    assert summary.cases_extended == 12
+    register.close()
+    check = Register.at(str(tmp_path / "a" / "r.db"), create=False)
+    assert check.events.recorder.max_notification_id() == 1 + 12 * 4 + 4 + 12
+    check.close()
+
+
+def test_a_run_stops_building_once_another_found_a_problem(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    emit = backfill.Checker.emit
+
+    def counted(self: backfill.Checker, slug: str, *args: Any) -> None:
+        built.append(slug)
+        emit(self, slug, *args)
+
+    monkeypatch.setattr(backfill.Checker, "emit", counted)
+    flag = tmp_path / "problems"
+    with Spill(tmp_path / "spill.db") as spill:
+        problems: list[Any] = []
+        importer.read(write(tmp_path, story(12)), "csv", spill, problems, None)
+        part = backfill.Part(
+            str(spill.path), 0, 12, str(spill.path), "clerk-a", None, True, False, (), str(flag)
+        )
+        checker = backfill.Checker(register, register.library, spill, spill, part)
+        checker.run()
+        assert len(built) == 12 and checker.problems == [] and not flag.exists()
+        bad = Spilled(7, False, {"kind": "note", "values": {}})
+        checker.bad(bad, "case", "x", "is bad")
+        assert flag.exists(), "the first problem is told to the other runs"
+        built.clear()
+        again = backfill.Checker(register, register.library, spill, spill, part)
+        again.run()
+    assert built == [], "nothing is built once a run found a problem"
+    assert again.checked().counts["cases_opened"] == 12  # the checks go on
 
 
 def test_more_processes_than_sqlite_attaches_files(
@@ -322,7 +429,7 @@ def test_ndjson_is_cut_at_any_line_end(tmp_path: Path) -> None:
     path = tmp_path / "rows.ndjson"
     line = '{"case": "a-b", "action": "note:visit", "decided_on": "2001", "summary": "8\\" x"}\n'
     path.write_text(line * 30, encoding="utf-8")
-    spans = importer._spans(path, "ndjson", 3, tmp_path)
+    spans = importer._spans(path, "ndjson", 3, tmp_path, path)
     assert len(spans) == 3
     assert all((s.start % len(line), s.end % len(line)) == (0, 0) for s in spans)
 

@@ -36,8 +36,8 @@ class Register(Recording, Queries, Versions):
         self.location = location
         self.library = library or Library.from_env()
         if location.kind == "sqlite":
-            assert location.path is not None
-            check_sqlite_file(location.path, create=create)
+            assert location.file is not None
+            check_sqlite_file(location.file, create=create)
         self.session_user = None
         self._workflows = {}
         with self.translated():

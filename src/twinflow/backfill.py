@@ -7,6 +7,7 @@ opens. The cases of a large file are shared among processes, by runs (`check`)."
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -53,6 +54,7 @@ class Part(NamedTuple):
     build: bool  # build the events where nothing is wrong (not in a dry run)
     rows: bool  # make the read models' rows too
     folders: tuple[str, ...]  # the user's workflow folders (definitions.Library)
+    flag: str  # a file any run makes at its first problem: the others then stop building
 
 
 class Checked(NamedTuple):
@@ -107,6 +109,7 @@ def check(
             build,
             rows,
             folders,
+            str(folder / "problems") if len(cuts) > 1 else "",
         )
         for n, (low, high) in enumerate(cuts)
     ]
@@ -255,10 +258,14 @@ class Checker:
     def bad(self, spilled: Spilled, column: str | None, value: Any, reason: str) -> None:
         text = None if value is None else str(value)
         self.problems.append(Problem(spilled.line, column, text, reason))
+        if self.part.flag and len(self.problems) == 1:
+            Path(self.part.flag).touch()
 
     # ------------------------------------------------------------------ one case
 
     def case(self, slug: str, rows: list[Spilled], *, held: bool) -> None:
+        if self.build and self.part.flag and os.path.exists(self.part.flag):
+            self.build = False  # another run found a problem: nothing will be written
         existing = self.register._find_case(slug) if held else None
         good = [r for r in rows if not r.broken]
         opens = [r for r in good if r.row["kind"] == "open"]

@@ -16,7 +16,8 @@ from itertools import chain, compress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from twinflow import fanout
+from twinflow import backfill, fanout
+from twinflow.errors import ConflictError
 from twinflow.exchange import COLUMNS, REQUIRED, ROW_BYTES, Problem, Progress
 from twinflow.rowcheck import Cells, check
 from twinflow.spill import Spill
@@ -45,6 +46,8 @@ class Span(NamedTuple):
     names: tuple[str, ...]
     delimiter: str
     out: str
+    identity: tuple[int, int, int, int]  # the file's device, inode, size and time (`_identity`)
+    given: str  # the file's name as the user gave it
 
 
 def read(
@@ -65,6 +68,11 @@ def read(
             records = _csv(numbered, problems) if fmt == "csv" else _ndjson(numbered, problems)
             done, end = 0, size
         else:
+            if _identity(handle) != span.identity:
+                raise ConflictError(
+                    f"{Path(span.given).name} was replaced or changed while it was imported; "
+                    "nothing was imported: import it again once it is complete"
+                )
             handle.seek(span.start)
             numbered = enumerate(_within(handle, span.end - span.start), span.line)
             records = (
@@ -102,7 +110,7 @@ def read_shared(
     before it then ends inside quotes, which the CSV reader reports)."""
     size = os.path.getsize(path)
     real = shareable(path)
-    spans = _spans(real, fmt, processes(path), folder) if real else []
+    spans = _spans(real, fmt, processes(path), folder, path) if real else []
     if len(spans) < 2:
         return read(path, fmt, spill, problems, progress)
     found: list[tuple[int, list[Problem]]] = [(0, [])] * len(spans)
@@ -113,7 +121,7 @@ def read_shared(
 
     def here(span: Span, told: Callable[[int], None]) -> None:
         mine: list[Problem] = []
-        count = read(path, fmt, spill, mine, lambda _, step, __: told(step), span)
+        count = read(Path(span.path), fmt, spill, mine, lambda _, step, __: told(step), span)
         found[0] = (count, mine)
 
     reading(spans[0].start)  # the header
@@ -149,10 +157,11 @@ def read_part(
 
 
 def processes(path: Path) -> int:
-    """How many processes read the file at `path` (fanout.workers, by a guess at its rows):
-    one unless the others can open it by name as this one reads it (`shareable`)."""
+    """How many processes read the file at `path` (fanout.workers, by a guess at its rows; no
+    more than check its cases, backfill.processes): one unless the others can open it by
+    name as this one does (`shareable`)."""
     real = shareable(path)
-    return fanout.workers(os.path.getsize(real) // ROW_BYTES) if real else 1
+    return backfill.processes(os.path.getsize(real) // ROW_BYTES) if real else 1
 
 
 def shareable(path: Path) -> Path | None:
@@ -168,12 +177,13 @@ def shareable(path: Path) -> Path | None:
         return None
 
 
-def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
+def _spans(path: Path, fmt: str, parts: int, folder: Path, given: Path) -> list[Span]:
     """The file's records cut into `parts` spans at line ends outside quotes, this
     process's wider (SHARES); none where the header is not a plain line of names."""
     if parts < 2 or not os.path.getsize(path):
         return []
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        identity = _identity(handle)  # each process reads the very file cut here
         body, names, delimiter = 0, tuple[str, ...](), ""
         if fmt == "csv":
             body = data.find(b"\n") + 1
@@ -201,10 +211,17 @@ def _spans(path: Path, fmt: str, parts: int, folder: Path) -> list[Span]:
                 names,
                 delimiter,
                 str(folder / f"read-{number}.db"),
+                identity,
+                str(given),
             )
             for number, (start, end) in enumerate(itertools.pairwise(cuts))
             if end > start
         ]
+
+
+def _identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
+    found = os.fstat(handle.fileno())
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def _record_end(data: mmap.mmap, body: int, near: int, *, quoted: bool = True) -> int | None:

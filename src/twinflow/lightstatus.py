@@ -83,14 +83,15 @@ def status(
         return None
     try:
         location = storage.locate(db)
-        if location.kind != "sqlite" or location.path is None:
+        if location.kind != "sqlite" or location.file is None:
             return None
         location.env()  # refuses a bad TWINFLOW_LOCK_TIMEOUT, as opening the register does
-        storage.check_sqlite_file(location.path, create=False)
+        storage.check_sqlite_file(location.file, create=False)
     except TwinflowError:
         return None
     date = dates.parse_date(as_of, "--as-of") if as_of else dates.today()
-    uri = location.path.absolute().as_uri() + "?mode=rw"  # never creates a file
+    assert location.file is not None
+    uri = location.file.absolute().as_uri() + "?mode=rw"  # never creates a file
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)) as conn:
             conn.row_factory = sqlite3.Row

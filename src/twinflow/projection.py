@@ -268,7 +268,7 @@ def _scratch_files(stack: ExitStack, register: Register, count: int) -> list[Pat
     /tmp that may be memory), else the system's."""
     if not count:
         return []
-    near = register.location.path.parent if register.location.path else None
+    near = register.location.file.parent if register.location.file else None
     try:
         folder = Path(
             stack.enter_context(tempfile.TemporaryDirectory(dir=near, prefix=".twinflow-rebuild-"))

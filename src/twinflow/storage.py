@@ -32,7 +32,14 @@ class Location:
 
     url: str
     kind: str  # sqlite | postgres
-    path: Path | None = None
+    path: Path | None = None  # as given, for messages
+    absolute: Path | None = None  # from the folder it was given in
+
+    @property
+    def file(self) -> Path | None:
+        """The SQLite file itself, wherever the process (or a worker it starts) is now: a
+        relative path is the one it named in the folder it was given in."""
+        return self.absolute or self.path
 
     def describe(self) -> str:
         return str(self.path) if self.path else _without_password(self.url)
@@ -42,7 +49,7 @@ class Location:
             assert self.path is not None
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(self.path),
+                "SQLITE_DBNAME": str(self.file),
                 "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
             }
         parts = urlsplit(self.url)
@@ -124,7 +131,7 @@ def locate(db: str | None) -> Location:
             f"database {spec!r} is neither a file path nor a postgresql:// URL: "
             "use a path such as twinflow.db or postgresql://USER@HOST:5432/DBNAME"
         )
-    return Location(spec, "sqlite", Path(spec))
+    return Location(spec, "sqlite", Path(spec), Path(spec).absolute())
 
 
 def check_sqlite_file(path: Path, *, create: bool) -> None:
