@@ -74,6 +74,20 @@ def imported(
         return import_file(register, path, actor="clerk-a", **options)
 
 
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The cases whose events this process builds (backfill.Checker.emit), as built."""
+    cases: list[str] = []
+    emit = backfill.Checker.emit
+
+    def counted(self: backfill.Checker, slug: str, *args: Any) -> None:
+        cases.append(slug)
+        emit(self, slug, *args)
+
+    monkeypatch.setattr(backfill.Checker, "emit", counted)
+    return cases
+
+
 def logged(register: Register) -> list[tuple[Any, ...]]:
     """The log as recorded, but for each event's moment and the hashes that cover it, and
     who recorded it (checked here: each backend names the clerk its own way)."""
@@ -350,16 +364,8 @@ def test_a_register_named_relative_to_another_folder_is_the_one_the_workers_open
 
 
 def test_a_run_stops_building_once_another_found_a_problem(
-    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    register: Register, tmp_path: Path, built: list[str]
 ) -> None:
-    built: list[str] = []
-    emit = backfill.Checker.emit
-
-    def counted(self: backfill.Checker, slug: str, *args: Any) -> None:
-        built.append(slug)
-        emit(self, slug, *args)
-
-    monkeypatch.setattr(backfill.Checker, "emit", counted)
     flag = tmp_path / "problems"
     with Spill(tmp_path / "spill.db") as spill:
         problems: list[Any] = []
@@ -408,16 +414,8 @@ def test_a_worker_started_ahead_that_died_is_reported(register: Register) -> Non
 
 
 def test_a_file_with_a_bad_row_is_checked_but_not_built(
-    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: list[str]
 ) -> None:
-    built: list[str] = []
-    emit = backfill.Checker.emit
-
-    def counted(self: backfill.Checker, slug: str, *args: Any) -> None:
-        built.append(slug)
-        emit(self, slug, *args)
-
-    monkeypatch.setattr(backfill.Checker, "emit", counted)
     rows = story(12)
     rows[-1] = "town-3,,suspend,council,A,2001-13,,,,,\n"  # no such month
     with pytest.raises(BadFile, match="1 problem"):
