@@ -24,7 +24,7 @@ from tests.test_import_views import tables
 from twinflow import backfill, fanout, importer
 from twinflow.application import Register
 from twinflow.definitions import Library, bundled_dir
-from twinflow.errors import BadFile, ConflictError, StorageError
+from twinflow.errors import BadFile, ConflictError, StorageError, TwinflowError
 from twinflow.exchange import Summary, catch_up_views, import_file
 from twinflow.spill import Spill, Spilled
 from twinflow.storage import MOST_ATTACHED
@@ -487,3 +487,16 @@ def test_a_terminated_shared_import_writes_nothing_and_leaves_nothing(
     while _marked(mark) and time.monotonic() < deadline:  # the workers end as their pipes close
         time.sleep(0.05)
     assert _marked(mark) == []
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_workflow_version_not_made_before_the_checks_stops_the_import(
+    register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The versions a file's cases are the first to use are made before the checks; one the
+    checks need that was not (its file changed meanwhile) stops the import."""
+    monkeypatch.setattr(backfill, "_workflow_events", lambda *args: {})
+    with pytest.raises(TwinflowError, match="a workflow file changed, or another writer"):
+        imported(register, write(tmp_path, story(12)), workers, monkeypatch)
+    assert register.events.recorder.max_notification_id() in (0, None)
+    assert all(rows == [] for rows in tables(register).values())

@@ -82,6 +82,7 @@ def check(
     folder: Path,
     progress: Progress | None = None,
     started: list[fanout.Started] | None = None,
+    writer: bulk.Writing | None = None,
 ) -> tuple[list[Path], bool]:
     """Check every case of the spilled rows and, where nothing at all is wrong, build their
     events (and on SQLite the read models' rows of the new cases). A file of many rows is
@@ -89,15 +90,21 @@ def check(
     spill file of its own, written in turn, so the events keep the order one process gives
     them. Returns the spill files built into after `spill` (which holds the workflow
     versions to store first), and whether all of them hold the read models' rows. The
-    processes `started` ahead (fanout.ahead) are given runs first."""
+    processes `started` ahead (fanout.ahead) are given runs first. With a `writer`, this
+    process copies its own run into the register while the others still check theirs."""
     actor, on_behalf_of = register.identity(actor)
     build = build and not problems  # a file with a bad row is only checked
     rows = build and register.location.kind == "sqlite" and _views_current(register, progress)
     folders = tuple(str(d) for d in register.library.user_dirs)
     cuts = spill.cuts(processes(summary.rows)) or [(0, 0)]
-    # Stamped before the cases' events: the workflow versions the file's openings name that
-    # the register does not hold yet (stored if a case is the first to use one: `needed`)
+    # The workflow versions the file's openings name that the register does not hold yet,
+    # stored before the cases' events and stamped before them too: in a file without a
+    # problem, exactly those its cases are the first to use (`needed`, checked below)
     early = _workflow_events(register, spill.opened_workflows(), actor, on_behalf_of)
+    if build:
+        mapper = register.events.mapper
+        for events in early.values():
+            spill.add_workflows([mapper.to_stored_event(e) for e in events])
     parts = [
         Part(
             str(spill.path),
@@ -123,11 +130,17 @@ def check(
         checker.run(checking)
         found, built = [checker.checked()], []
     else:
+        for part in parts:
+            Spill.make(Path(part.out))
         spill.share()
         found = [Checked([], {}, [], False)] * len(parts)
 
         def here(part: Part, told: Callable[[int], None]) -> None:
             found[0] = _check_part(register, register.library, part, told)
+            if writer and build and not found[0].problems and not os.path.exists(part.flag):
+                writer.total = summary.rows + len(early)  # its events, if nothing is wrong
+                writer.begin([spill.path, *(Path(p.out) for p in parts)])
+                writer.copy(1)  # the workflow versions and this run
 
         task = "twinflow.backfill:check_part"
         running = fanout.run(
@@ -146,25 +159,21 @@ def check(
         problems.extend(checked.problems)
         for name in COUNTED:
             setattr(summary, name, getattr(summary, name) + checked.counts.get(name, 0))
-    for name, digest in dict.fromkeys(n for checked in found for n in checked.needed):
-        summary.workflows += 1
-        summary.events += 1
-        if build and not problems:
-            events = early.get(digest)
-            if events is None:
-                raise TwinflowError(
-                    f"the workflow file of {name!r} changed while the import ran; nothing was "
-                    "imported: import the file again"
-                )
-            mapper = register.events.mapper
-            spill.add_workflows([mapper.to_stored_event(e) for e in events])
+    needed = dict.fromkeys(digest for checked in found for _, digest in checked.needed)
+    summary.workflows += len(needed)
+    summary.events += len(needed)
+    if build and not problems and needed.keys() != early.keys():
+        raise TwinflowError(
+            "a workflow file changed, or another writer stored a workflow version, while the "
+            "import ran; nothing was imported: import the file again"
+        )
     return built, rows and all(checked.views for checked in found)
 
 
 def processes(rows: int) -> int:
     """How many processes check a file of `rows` rows (fanout.workers): at most one fewer
     than the files SQLite attaches at once, as the write attaches each one's spill file
-    besides the command's (bulk.append_spilled)."""
+    besides the command's (bulk.Writing)."""
     return min(fanout.workers(rows), MOST_ATTACHED - 1)
 
 
@@ -189,7 +198,7 @@ def _views_current(register: Register, progress: Progress | None) -> bool:
     """Whether the read models have seen the whole log, once brought up to it (as the
     catch-up after the import would): then the rows of the cases a file opens can be made
     while their events are built, and written with them (checked again then, as the events
-    are written: bulk.append_spilled)."""
+    are written: bulk.Writing)."""
     catch_up_views(register, progress)
     last = register.events.recorder.max_notification_id() or 0
     return register.views.position() == last
@@ -205,7 +214,7 @@ def check_part(
 def _check_part(
     register: Register, library: Library, part: Part, progress: Callable[[int], None]
 ) -> Checked:
-    with Spill(Path(part.source), reading=True) as source, Spill(Path(part.out)) as out:
+    with Spill(Path(part.source), reading=True) as source, Spill(Path(part.out), made=True) as out:
         checker = Checker(register, library, source, out, part)
         checker.run(progress)
         out.seal()

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from itertools import chain
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -23,7 +22,6 @@ from twinflow.storage import attached
 
 if TYPE_CHECKING:
     from twinflow.application import Register
-    from twinflow.spill import Spill
 
 WRITING = "writing"
 RESTORING = "restoring"
@@ -50,74 +48,92 @@ def append(
     return done
 
 
-def append_spilled(
-    register: Register,
-    spills: Sequence[Spill],
-    total: int,
-    progress: Progress | None = None,
-    *,
-    views: bool = False,
-) -> int:
-    """Append an import's built events in one transaction: each spill file's in turn, in the
-    order built (the workflow versions first). On SQLite the register's connection attaches
-    the spill files and copies them with INSERT ... SELECT in chunks: no row passes through
-    Python (a third of the write's time at 100,000 events). With `views` (the spills hold
-    the read models' rows of every built case), and if the read models had seen the whole
-    log before these events, those rows are copied in the same transaction: nothing is left
-    for a catch-up (bench/RESULTS.md, fix 30)."""
-    table = Table(register)
-    if table.kind != "sqlite":
-        return append(register, chain.from_iterable(s.events() for s in spills), total, progress)
-    counts = [spill.seal() for spill in spills]
-    files = {f"{SPILL_SCHEMA}{number}": spill.path for number, spill in enumerate(spills)}
-    done = 0
-    with table.transaction(attach=files) as cursor:
-        for schema, count in zip(files, counts, strict=True):
+class Writing:
+    """An import's write transaction on SQLite. The register's connection attaches the spill
+    files and copies each one's events with INSERT ... SELECT in chunks, in order (no row
+    passes through Python: a third of the write's time at 100,000 events, fix 18), and the
+    read models' rows they hold where they hold every built case's (`finish`, fix 30). It
+    can begin once the first spill files are complete (`begin`, `copy`), while other
+    processes still build theirs (made beforehand, Spill.make: SQLite attaches only outside
+    a transaction), and ends with `finish`; leaving it otherwise rolls everything back."""
+
+    def __init__(self, register: Register, total: int, progress: Progress | None) -> None:
+        self.register, self.table = register, Table(register)
+        self.total, self.progress = total, progress
+        self.stack = ExitStack()
+        self.cursor: Any = None
+        self.schemas: list[str] = []
+        self.copied = 0  # spill files copied in, in order
+        self.done = 0  # events
+
+    def __enter__(self) -> Writing:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self.stack.__exit__(*exc)
+
+    def begin(self, files: Sequence[Path]) -> None:
+        """The transaction, with every spill file attached (complete or not)."""
+        attach = {f"{SPILL_SCHEMA}{number}": path for number, path in enumerate(files)}
+        self.cursor = self.stack.enter_context(self.table.transaction(attach=attach))
+        self.schemas = list(attach)
+
+    def copy(self, upto: int) -> None:
+        """Copy the spill files up to number `upto` (complete by now)."""
+        cursor, name = self.cursor, self.table.name
+        for schema in self.schemas[self.copied : upto + 1]:
             for events in EVENTS:
-                for first in range(1, count[events] + 1, CHUNK):
+                cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS n FROM {schema}.{events}")
+                count = int(cursor.fetchone()["n"])
+                for first in range(1, count + 1, CHUNK):
                     cursor.execute(
-                        f"INSERT INTO {table.name} "
-                        "(originator_id, originator_version, topic, state) "
+                        f"INSERT INTO {name} (originator_id, originator_version, topic, state) "
                         "SELECT originator_id, originator_version, topic, state "
                         f"FROM {schema}.{events} WHERE rowid BETWEEN ? AND ? ORDER BY rowid",
                         (first, first + CHUNK - 1),
                     )
-                    step = min(CHUNK, count[events] - first + 1)
-                    done += step
-                    if progress:
-                        progress(WRITING, step, total)
-        if views:
-            _views_in(register, table, cursor, list(files), done)
-    return done
+                    step = min(CHUNK, count - first + 1)
+                    self.done += step
+                    if self.progress:
+                        self.progress(WRITING, step, self.total)
+        self.copied = max(self.copied, upto + 1)
+
+    def finish(self, files: Sequence[Path], views: bool) -> int:
+        """Copy what is left, with `views` the read models' rows every spill file holds,
+        and commit; returns how many events were written. The rows are copied if the read
+        models had seen every event before this import's (this transaction holds the write
+        lock since its first event: no one else wrote in between, and the store numbers
+        each event after the last); otherwise the catch-up after the import does it."""
+        if self.cursor is None:
+            self.begin(files)
+        self.copy(len(files) - 1)
+        cursor = self.cursor
+        cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {self.table.name}")
+        last = int(cursor.fetchone()["last"])
+        if views and self.register.views.position_in(cursor) == last - self.done:
+            for schema in self.schemas:
+                _views_from(self.table, cursor, schema)
+            self.register.views.set_position(cursor, last)
+        self.stack.close()
+        return self.done
 
 
-def _views_in(
-    register: Register, table: Table, cursor: Any, schemas: list[str], written: int
-) -> None:
-    """The spilled rows of the read models copied into them, if they had seen every event
-    before the `written` just appended (this transaction holds the write lock since the
-    first of them: no one else wrote in between, and the store numbers each event after
-    the last). Otherwise the catch-up that follows the import brings them up to date."""
-    cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {table.name}")
-    last = int(cursor.fetchone()["last"])
-    if register.views.position_in(cursor) != last - written:
-        return
-    for schema in schemas:
-        for name, columns in projection.TABLES:
-            if name == "twinflow_audit":  # numbered as their events now are
-                own = columns.removeprefix("position, ")
-                picked = ", ".join(f"a.{column}" for column in own.split(", "))
-                cursor.execute(
-                    f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
-                    f"FROM {schema}.{name} a JOIN main.{table.name} e "
-                    "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
-                )
-            else:
-                cursor.execute(
-                    f"INSERT INTO main.{name} ({columns}) SELECT {columns} "
-                    f"FROM {schema}.{name} ORDER BY {projection.KEYS[name]}"
-                )
-    register.views.set_position(cursor, last)
+def _views_from(table: Table, cursor: Any, schema: str) -> None:
+    """The read models' rows one spill file holds, copied into them (its events are in)."""
+    for name, columns in projection.TABLES:
+        if name == "twinflow_audit":  # numbered as their events now are
+            own = columns.removeprefix("position, ")
+            picked = ", ".join(f"a.{column}" for column in own.split(", "))
+            cursor.execute(
+                f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
+                f"FROM {schema}.{name} a JOIN main.{table.name} e "
+                "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
+            )
+        else:
+            cursor.execute(
+                f"INSERT INTO main.{name} ({columns}) SELECT {columns} "
+                f"FROM {schema}.{name} ORDER BY {projection.KEYS[name]}"
+            )
 
 
 def restore(

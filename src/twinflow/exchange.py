@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,6 +133,11 @@ def import_file(
         summary.rows = read_shared(
             register, path, fmt, spill, problems, progress, folder=Path(folder), started=started
         )
+        # On SQLite the write may begin while the cases are checked; a problem found later
+        # rolls it back, as leaving this block any other way does
+        writer = None
+        if not dry_run and register.location.kind == "sqlite":
+            writer = stack.enter_context(bulk.Writing(register, 0, progress))
         built, views = check(
             register,
             spill,
@@ -142,6 +148,7 @@ def import_file(
             folder=Path(folder),
             progress=progress,
             started=started,
+            writer=writer,
         )
         if problems:
             problems.sort(key=lambda p: p.line)
@@ -151,9 +158,14 @@ def import_file(
                 f"Fix them and import the file again:\n{listing}",
                 list(problems),
             )
-        if not dry_run:
-            parts = [stack.enter_context(Spill(p, reading=True)) for p in built]
-            bulk.append_spilled(register, [spill, *parts], summary.events, progress, views=views)
+        if writer is not None:
+            spill.seal()
+            writer.total = summary.events
+            writer.finish([spill.path, *built], views)
+        elif not dry_run:  # PostgreSQL: the rows go through this process, in batches
+            spills = [spill, *(stack.enter_context(Spill(p, reading=True)) for p in built)]
+            events = chain.from_iterable(s.events() for s in spills)
+            bulk.append(register, events, summary.events, progress)
     return summary
 
 

@@ -22,7 +22,7 @@ BATCH = 1000
 EVENTS = ("workflows", "events")
 # The read models' rows of the import's new cases (backfill.py), as twinflow's tables hold
 # them, but for the audit's position: the event's case id stands in for it until the event
-# is written and numbered (bulk.append_spilled).
+# is written and numbered (bulk.Writing).
 VIEWS = tuple(
     (table, "originator_id, " + columns.removeprefix("position, "))
     if table == "twinflow_audit"
@@ -41,9 +41,10 @@ class Spilled(NamedTuple):
 
 
 class Spill:
-    """The spill file of an import, or (`reading`) one another process made, to read."""
+    """The spill file of an import, or (`reading`) one another process made, to read, or
+    (`made`) one made for this process to fill (`make`)."""
 
-    def __init__(self, path: Path, *, reading: bool = False) -> None:
+    def __init__(self, path: Path, *, reading: bool = False, made: bool = False) -> None:
         self.path = path
         self.cases: dict[str, int] = {}
         self.names: list[str] = []
@@ -59,6 +60,9 @@ class Spill:
         # Nothing here outlives the import: durability would only cost time.
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
+        if made:
+            self.db.execute("BEGIN")
+            return
         self.db.execute(
             "CREATE TABLE rows (case_index INTEGER, opening INTEGER, start INTEGER, "
             "line INTEGER, broken INTEGER, payload BLOB)"
@@ -72,6 +76,12 @@ class Spill:
         for table, columns in VIEWS:
             self.db.execute(f"CREATE TABLE {table} ({columns})")
         self.db.execute("BEGIN")
+
+    @classmethod
+    def make(cls, path: Path) -> None:
+        """A new spill file with its tables and nothing in them, for a process to fill
+        (`made`), which another may attach before then (bulk.Writing)."""
+        cls(path).db.close()
 
     def __enter__(self) -> Spill:
         return self
@@ -222,7 +232,7 @@ class Spill:
 
     def seal(self) -> dict[str, int]:
         """Commit what was built for another connection or process to read
-        (bulk.append_spilled), and tell how many events each table holds: rowids 1 to that
+        (bulk.Writing), and tell how many events each table holds: rowids 1 to that
         number, in the order built."""
         if self.writing:
             self._flush_events()
