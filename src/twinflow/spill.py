@@ -230,19 +230,12 @@ class Spill:
         self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
         self._events.clear()
 
-    def seal(self) -> dict[str, int]:
-        """Commit what was built for another connection or process to read
-        (bulk.Writing), and tell how many events each table holds: rowids 1 to that
-        number, in the order built."""
-        if self.writing:
-            self._flush_events()
-            self.db.execute("COMMIT")
-            self.db.execute("BEGIN")
-        counts = {}
-        for table in EVENTS:
-            (last,) = self.db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()
-            counts[table] = int(last)
-        return counts
+    def seal(self) -> None:
+        """Commit what was built for another connection or process to read (bulk.Writing:
+        rowids from 1, in the order built)."""
+        self._flush_events()
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
 
     def events(self) -> Iterator[list[StoredEvent]]:
         """The built events in the order they are written, in batches; ids as hex strings,
