@@ -133,27 +133,24 @@ def check(
         for part in parts:
             Spill.make(Path(part.out))
         spill.share()
-        found = [Checked([], {}, [], False)] * len(parts)
 
-        def here(part: Part, told: Callable[[int], None]) -> None:
-            found[0] = _check_part(register, register.library, part, told)
-            if writer and build and not found[0].problems and not os.path.exists(part.flag):
+        def here(part: Part, told: Callable[[int], None]) -> Checked:
+            mine = _check_part(register, register.library, part, told)
+            if writer and build and not mine.problems and not os.path.exists(part.flag):
                 writer.total = summary.rows + len(early)  # its events, if nothing is wrong
                 writer.begin([spill.path, *(Path(p.out) for p in parts)])
                 writer.copy(1)  # the workflow versions and this run
+            return mine
 
-        task = "twinflow.backfill:check_part"
-        running = fanout.run(
+        found = fanout.results(
             register.location,
-            task,
+            "twinflow.backfill:check_part",
             parts,
             checking,
             here=here,
             started=started,
             doing="checking the file's cases",
         )
-        for index, item in running:
-            found[index] = item
         built = [Path(part.out) for part in parts]
     for checked in found:
         problems.extend(checked.problems)

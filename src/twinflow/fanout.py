@@ -196,6 +196,30 @@ def run(
                     reader.join(0.05)
 
 
+def results(
+    location: Location,
+    task: str,
+    parts: list[Any],
+    progress: Callable[[int], None] | None,
+    *,
+    here: Callable[[Any, Callable[[int], None]], Any],
+    started: list[Started] | None = None,
+    doing: str = "reading the log",
+) -> list[Any]:
+    """`run` for tasks whose parts each send one item, their result: the results in the
+    parts' order, this process's (the first part's) what `here` returns."""
+    found: list[Any] = [None] * len(parts)
+
+    def mine(part: Any, told: Callable[[int], None]) -> None:
+        found[0] = here(part, told)
+
+    for index, item in run(
+        location, task, parts, progress, here=mine, started=started, doing=doing
+    ):
+        found[index] = item
+    return found
+
+
 def _stop(processes: list[subprocess.Popen[bytes]], ended: bool) -> None:
     """Workers that sent all they had (`ended`) are let exit by themselves, for as long as
     it takes an interpreter to end (ENDING, for all of them together); the others are

@@ -113,30 +113,26 @@ def read_shared(
     spans = _spans(real, fmt, processes(path), folder, path) if real else []
     if len(spans) < 2:
         return read(path, fmt, spill, problems, progress)
-    found: list[tuple[int, list[Problem]]] = [(0, [])] * len(spans)
 
     def reading(step: int) -> None:
         if progress:
             progress(READING, step, size)
 
-    def here(span: Span, told: Callable[[int], None]) -> None:
+    def here(span: Span, told: Callable[[int], None]) -> tuple[int, list[Problem]]:
         mine: list[Problem] = []
         count = read(Path(span.path), fmt, spill, mine, lambda _, step, __: told(step), span)
-        found[0] = (count, mine)
+        return count, mine
 
     reading(spans[0].start)  # the header
-    task = "twinflow.importer:read_part"
-    running = fanout.run(
+    found: list[tuple[int, list[Problem]]] = fanout.results(
         register.location,
-        task,
+        "twinflow.importer:read_part",
         spans,
         reading,
         here=here,
         started=started,
         doing="reading the file",
     )
-    for index, item in running:
-        found[index] = item
     if any(mine for _, mine in found):
         spill.clear()
         return read(path, fmt, spill, problems, None)  # its progress is shown already
