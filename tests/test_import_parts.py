@@ -215,7 +215,7 @@ def test_the_users_workflow_folders_reach_the_other_processes(
     register.close()
 
 
-@pytest.mark.parametrize("task", ["importer:read_part", "backfill:check_part"])
+@pytest.mark.parametrize("task", ["importer:read_part", "backfill:check_runs"])
 def test_a_worker_that_fails_writes_nothing(
     register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
 ) -> None:

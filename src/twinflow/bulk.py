@@ -51,11 +51,12 @@ def append(
 class Writing:
     """An import's write transaction on SQLite. The register's connection attaches the spill
     files and copies each one's events with INSERT ... SELECT in chunks, in order (no row
-    passes through Python: a third of the write's time at 100,000 events, fix 18), and the
-    read models' rows they hold where they hold every built case's (`finish`, fix 30). It
-    can begin once the first spill files are complete (`begin`, `copy`), while other
-    processes still build theirs (made beforehand, Spill.make: SQLite attaches only outside
-    a transaction), and ends with `finish`; leaving it otherwise rolls everything back."""
+    passes through Python: a third of the write's time at 100,000 events, fix 18), and
+    with `views` the read models' rows each holds (fix 30). It can begin before the spill
+    files are filled (`begin`: SQLite attaches only outside a transaction, and a process
+    filling one holds it locked till done), copy each as soon as it is complete (`copy`)
+    while other processes still build theirs, and ends with `finish`; leaving it otherwise
+    rolls everything back."""
 
     def __init__(self, register: Register, total: int, progress: Progress | None) -> None:
         self.register, self.table = register, Table(register)
@@ -65,6 +66,12 @@ class Writing:
         self.schemas: list[str] = []
         self.copied = 0  # spill files copied in, in order
         self.done = 0  # events
+        # Whether the spill files' read-model rows are copied too: the caller's word, until
+        # the first events are in and the read models turn out not to have seen every event
+        # before them (another writer got in first: the catch-up after the import does it)
+        self.views = False
+        self.before: int | None = None  # the log's last position before this write
+        self.viewed = False  # some spill file's rows are copied
 
     def __enter__(self) -> Writing:
         return self
@@ -96,24 +103,34 @@ class Writing:
                     self.done += step
                     if self.progress:
                         self.progress(WRITING, step, self.total)
+            if self.views and self.done and self.before is None:
+                # This transaction holds the write lock since its first event: no one else
+                # wrote in between, and the store numbered each event after the last
+                cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {name}")
+                self.before = int(cursor.fetchone()["last"]) - self.done
+                self.views = self.register.views.position_in(cursor) == self.before
+            if self.views and self.done:
+                _views_from(self.table, cursor, schema)
+                self.viewed = True
         self.copied = max(self.copied, upto + 1)
 
     def finish(self, files: Sequence[Path], views: bool) -> int:
-        """Copy what is left, with `views` the read models' rows every spill file holds,
-        and commit; returns how many events were written. The rows are copied if the read
-        models had seen every event before this import's (this transaction holds the write
-        lock since its first event: no one else wrote in between, and the store numbers
-        each event after the last); otherwise the catch-up after the import does it."""
+        """Copy what is left and commit; returns how many events were written. `views`:
+        whether every spill file holds the read models' rows of all it built (a case the
+        register held when the checks began leaves them to the catch-up after the import;
+        one it came to hold while they ran means another writer got in)."""
         if self.cursor is None:
             self.begin(files)
+            self.views = views
+        elif self.viewed and not views:
+            raise ConflictError(
+                f"another writer recorded in {self.register.location.describe()} while this "
+                "import ran; nothing was written: run it again"
+            )
+        self.views = self.views and views
         self.copy(len(files) - 1)
-        cursor = self.cursor
-        cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {self.table.name}")
-        last = int(cursor.fetchone()["last"])
-        if views and self.register.views.position_in(cursor) == last - self.done:
-            for schema in self.schemas:
-                _views_from(self.table, cursor, schema)
-            self.register.views.set_position(cursor, last)
+        if self.views and self.before is not None:
+            self.register.views.set_position(self.cursor, self.before + self.done)
         self.stack.close()
         return self.done
 

@@ -122,13 +122,14 @@ def import_file(
     summary = Summary(path.name, dry_run=dry_run)
     # The processes that will share the reading and then the case checks of a large file,
     # started at once: each takes a while to load twinflow, which then overlaps the work
-    # of the others (those not needed after all end by themselves)
+    # of the others. Those that read a span then check a run (warm by then: the dates'
+    # grammar is loaded); those not needed after all end by themselves.
     guess = os.path.getsize(path) // ROW_BYTES if path.is_file() else 0
     with (
         tempfile.TemporaryDirectory(prefix="twinflow-import-") as folder,
         Spill(Path(folder) / "spill.db") as spill,
         ExitStack() as stack,
-        fanout.ahead(readers(path) - 1 + processes(guess) - 1) as started,
+        fanout.ahead(max(readers(path), processes(guess)) - 1) as started,
     ):
         summary.rows = read_shared(
             register, path, fmt, spill, problems, progress, folder=Path(folder), started=started
@@ -150,6 +151,7 @@ def import_file(
             started=started,
             writer=writer,
         )
+        fanout.dismiss(started)
         if problems:
             problems.sort(key=lambda p: p.line)
             listing = "\n".join(f"  {p}" for p in problems)

@@ -103,16 +103,26 @@ def _start(files: ExitStack) -> Started:
 def ahead(count: int) -> Iterator[list[Started]]:
     """`count` worker processes started now, for `run(..., started=)` to give parts to
     later: a process takes a fifth of a second to load twinflow, which then overlaps the
-    caller's own work. Those still without a part on leaving are told so (their stdin
-    closed) and end by themselves, as a worker that has done its part does."""
+    caller's own work. A run gives back those that did their part, for the next run to
+    give parts to first (they have loaded what such parts need). On leaving, all are told
+    that no part will come (their stdin closed) and end by themselves."""
     with ExitStack() as files:
         started = [_start(files) for _ in range(count)]
+        every = [s.process for s in started]
         try:
             yield started
         finally:
-            for process, _ in started:
+            for process in every:
                 _close(process)
-            _stop([s.process for s in started], ended=True)
+            _stop(every, ended=True)
+
+
+def dismiss(started: list[Started]) -> None:
+    """Tell the processes started ahead and not busy that no part will come, for them to
+    end now, while the caller goes on (`ahead` waits for them on leaving)."""
+    for process, _ in started:
+        _close(process)
+    started.clear()
 
 
 def run(
@@ -153,14 +163,21 @@ def run(
         if failed:
             raise failed[0]
 
+    borrowed: list[Started] = []  # from `started`: given back when done, for another run
     with ExitStack() as files:
         try:
             for part in parts[first:]:
-                process, said = started.pop(0) if started else _start(files)
+                if started:
+                    process, said = started.pop(0)
+                    borrowed.append(Started(process, said))
+                else:
+                    process, said = _start(files)
                 assert process.stdin is not None
                 try:
                     pickle.dump((location, task, part), process.stdin)
-                    process.stdin.close()
+                    process.stdin.flush()
+                    if not borrowed or borrowed[-1].process is not process:
+                        process.stdin.close()  # its only part: it ends once done
                 except OSError:  # it ended before it got its part (its exit is waited for)
                     raise _stopped(process, said, doing) from None
                 box: queue.Queue[Any] = queue.Queue(maxsize=HELD)
@@ -186,8 +203,11 @@ def run(
                         break
             told()
             ended = True
+            if started is not None:  # loaded and warm: the next run gives them parts first
+                started[:0] = borrowed
         finally:
-            _stop([process for process, _, _ in workers], ended)
+            lent = {s.process for s in borrowed} if ended else set()
+            _stop([process for process, _, _ in workers if process not in lent], ended)
             for _, reader, box in workers:  # each ends with its worker; its box must not hold it
                 while reader.is_alive():
                     with suppress(queue.Empty):
@@ -241,7 +261,8 @@ def _stop(processes: list[subprocess.Popen[bytes]], ended: bool) -> None:
 def _close(process: subprocess.Popen[bytes]) -> None:
     for pipe in (process.stdin, process.stdout):  # stdin is open yet if it got no part
         if pipe is not None:
-            pipe.close()
+            with suppress(OSError):  # a part still unsent to a process that died: no matter
+                pipe.close()
 
 
 def _relay(
@@ -288,7 +309,8 @@ def _stopped(process: subprocess.Popen[bytes], said: Any, doing: str) -> Storage
 
 
 def serve() -> None:
-    """A worker: read (location, task, part) from stdin, send what it finds on stdout."""
+    """A worker: read (location, task, part) from stdin, send what it finds on stdout; then
+    the next, until stdin ends (a process started ahead may be given several in turn)."""
     from twinflow.application import Register
 
     out = sys.stdout.buffer
@@ -298,26 +320,28 @@ def serve() -> None:
         pickle.dump((kind, payload), out)
         out.flush()
 
-    try:
+    while True:
         try:
-            location, task, part = pickle.load(sys.stdin.buffer)
-        except EOFError:  # started ahead, and not needed after all
+            try:
+                location, task, part = pickle.load(sys.stdin.buffer)
+            except EOFError:  # no (more) parts: started ahead and not needed, or done
+                return
+            module, name = task.split(":")
+            function = getattr(import_module(module), name)
+            register = Register(location, create=False, unguarded_ok=True)
+            try:
+                function(
+                    register,
+                    part,
+                    lambda item: send("item", item),
+                    lambda done: send("progress", done),
+                )
+            finally:
+                register.close()
+            send("done", None)
+        except BaseException as error:  # reported to the caller, which raises it
+            send("error", _sendable(error))
             return
-        module, name = task.split(":")
-        function = getattr(import_module(module), name)
-        register = Register(location, create=False, unguarded_ok=True)
-        try:
-            function(
-                register,
-                part,
-                lambda item: send("item", item),
-                lambda done: send("progress", done),
-            )
-        finally:
-            register.close()
-        send("done", None)
-    except BaseException as error:  # reported to the caller, which raises it
-        send("error", _sendable(error))
 
 
 def _sendable(error: BaseException) -> BaseException:

@@ -158,22 +158,27 @@ class Spill:
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
-    def cuts(self, parts: int) -> list[tuple[int, int]]:
-        """The cases cut into at most `parts` runs of consecutive cases, each with about as
-        many rows as the others: [low, high) ranges of case indexes."""
+    def cuts(self, shares: list[float]) -> list[tuple[int, int]]:
+        """The cases cut into runs of consecutive cases, one for each of `shares`, each
+        with about that share of the rows: [low, high) ranges of case indexes, in order
+        (an empty one where a share is too small for a case)."""
         self._flush_rows()
         counts = self.db.execute(
             "SELECT case_index, COUNT(*) FROM rows GROUP BY case_index ORDER BY case_index"
         ).fetchall()
-        total, seen, low = sum(n for _, n in counts), 0, 0
+        total, whole = sum(n for _, n in counts), sum(shares)
         ranges: list[tuple[int, int]] = []
-        for index, count in counts:
-            seen += count
-            if seen * parts >= total * (len(ranges) + 1) and len(ranges) < parts - 1:
-                ranges.append((low, index + 1))
-                low = index + 1
+        seen, low, index, reach = 0, 0, 0, 0.0
+        for share in shares[:-1]:
+            reach += share / whole
+            while index < len(counts) and (seen + counts[index][1] / 2) <= total * reach:
+                seen += counts[index][1]
+                index += 1
+            high = counts[index - 1][0] + 1 if index else 0
+            ranges.append((low, max(low, high)))
+            low = max(low, high)
         ranges.append((low, len(self.names)))
-        return [(a, b) for a, b in ranges if b > a]
+        return ranges
 
     def by_case(self, low: int = 0, high: int | None = None) -> Iterator[tuple[str, list[Spilled]]]:
         """Each case's rows (of the cases indexed from low up to high): its opening first,
