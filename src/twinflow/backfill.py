@@ -143,7 +143,7 @@ def check(
     else:
         for part in parts:
             Spill.make(Path(part.out))
-        spill.share()
+        spill.share(runs=True)
         copying = writer is not None and build
         if writer is not None and copying:
             writer.total = summary.rows + len(early)  # its events, if nothing is wrong
@@ -632,9 +632,11 @@ class Checker:
         one its rows were checked by (the same decisions, dates and order)."""
         assert self.rows is not None
         audit = []
+        number = self.spill.built - len(chain.recorded)  # the spill's number before them
         for kind, seq, moment, fields in chain.recorded:
+            number += 1
             stored = {**fields, "actor": self.actor, "timestamp": moment}
-            audit.append(projection.audit_of(chain.hex, slug, seq, kind, stored))
+            audit.append(projection.audit_of(number, slug, seq, kind, stored))
         head = projection.Head(
             slug, title, flow.name, flow.version, flow.digest, list(parties), chain.version
         )

@@ -92,6 +92,7 @@ class Writing:
             for events in EVENTS:
                 cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS n FROM {schema}.{events}")
                 count = int(cursor.fetchone()["n"])
+                written = self.done  # events written before this table's (the cases' last)
                 for first in range(1, count + 1, CHUNK):
                     cursor.execute(
                         f"INSERT INTO {name} (originator_id, originator_version, topic, state) "
@@ -109,8 +110,10 @@ class Writing:
                 cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {name}")
                 self.before = int(cursor.fetchone()["last"]) - self.done
                 self.views = self.register.views.position_in(cursor) == self.before
-            if self.views and self.done:
-                _views_from(self.table, cursor, schema)
+            if self.views and self.before is not None:
+                # SQLite numbers each new row one past the last: the case event the spill
+                # file numbers n is at the position before its first, + n
+                _views_from(cursor, schema, self.before + written)
                 self.viewed = True
         self.copied = max(self.copied, upto + 1)
 
@@ -135,16 +138,16 @@ class Writing:
         return self.done
 
 
-def _views_from(table: Table, cursor: Any, schema: str) -> None:
-    """The read models' rows one spill file holds, copied into them (its events are in)."""
+def _views_from(cursor: Any, schema: str, before: int) -> None:
+    """The read models' rows one spill file holds, copied into them (its events are in,
+    its first case event at position `before` + 1)."""
     for name, columns in projection.TABLES:
         if name == "twinflow_audit":  # numbered as their events now are
             own = columns.removeprefix("position, ")
-            picked = ", ".join(f"a.{column}" for column in own.split(", "))
             cursor.execute(
-                f"INSERT INTO main.{name} ({columns}) SELECT e.rowid, {picked} "
-                f"FROM {schema}.{name} a JOIN main.{table.name} e "
-                "ON e.originator_id = a.originator_id AND e.originator_version = a.seq"
+                f"INSERT INTO main.{name} ({columns}) SELECT n + ?, {own} "
+                f"FROM {schema}.{name} ORDER BY n",
+                (before,),
             )
         else:
             cursor.execute(

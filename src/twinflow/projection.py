@@ -113,10 +113,11 @@ def audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
 
 
 def audit_of(
-    position: int | str, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
+    position: int, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
 ) -> tuple[Any, ...]:
     """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`
-    (an import's spill holds the event's case id where its position will be: spill.VIEWS)."""
+    (an import's spill holds the event's number among its own where its position will be:
+    spill.VIEWS)."""
     if "decision" in fields:
         detail = fields["decision"].get("trigger") or "open"
         if kind == "opened":

@@ -21,10 +21,11 @@ BATCH = 1000
 # The tables of built events, in the order they are written: the workflow versions first.
 EVENTS = ("workflows", "events")
 # The read models' rows of the import's new cases (backfill.py), as twinflow's tables hold
-# them, but for the audit's position: the event's case id stands in for it until the event
-# is written and numbered (bulk.Writing).
+# them, but for the audit's position: the event's number among the spill file's events (its
+# rowid in `events`) stands in for it until the events are written and numbered after the
+# log's last (bulk.Writing).
 VIEWS = tuple(
-    (table, "originator_id, " + columns.removeprefix("position, "))
+    (table, "n, " + columns.removeprefix("position, "))
     if table == "twinflow_audit"
     else (table, columns)
     for table, columns in TABLES
@@ -50,6 +51,7 @@ class Spill:
         self.names: list[str] = []
         self._rows: list[tuple[Any, ...]] = []
         self._events: list[tuple[Any, ...]] = []
+        self.built = 0  # events added (add_records): the last one's number
         self.writing = not reading
         if reading:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
@@ -65,7 +67,7 @@ class Spill:
             return
         self.db.execute(
             "CREATE TABLE rows (case_index INTEGER, opening INTEGER, start INTEGER, "
-            "line INTEGER, broken INTEGER, payload BLOB)"
+            "line INTEGER, broken INTEGER, payload BLOB, workflow TEXT)"
         )
         self.db.execute("CREATE TABLE cases (case_index INTEGER PRIMARY KEY, slug TEXT)")
         for table in EVENTS:
@@ -104,14 +106,23 @@ class Spill:
     def add_row(
         self, slug: str, *, opening: bool, start: int, line: int, broken: bool, row: dict[str, Any]
     ) -> None:
+        workflow = row.get("workflow") if opening and not broken else None
         self._rows.append(
-            (self.case_index(slug), int(opening), start, line, int(broken), orjson.dumps(row))
+            (
+                self.case_index(slug),
+                int(opening),
+                start,
+                line,
+                int(broken),
+                orjson.dumps(row),
+                workflow,
+            )
         )
         if len(self._rows) >= BATCH:
             self._flush_rows()
 
     def _flush_rows(self) -> None:
-        self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", self._rows)
+        self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
     def merge(self, path: Path) -> None:
@@ -126,7 +137,8 @@ class Spill:
         self.db.execute("CREATE TEMP TABLE merged (part INTEGER PRIMARY KEY, here INTEGER)")
         self.db.executemany("INSERT INTO temp.merged VALUES (?, ?)", indexes)
         self.db.execute(
-            "INSERT INTO rows SELECT m.here, r.opening, r.start, r.line, r.broken, r.payload "
+            "INSERT INTO rows SELECT m.here, r.opening, r.start, r.line, r.broken, r.payload, "
+            "r.workflow "
             "FROM part.rows r JOIN temp.merged m ON m.part = r.case_index ORDER BY r.rowid"
         )
         self.db.execute("DROP TABLE temp.merged")
@@ -145,15 +157,20 @@ class Spill:
         """The workflows the file's opening rows name, in the order of their cases."""
         self._flush_rows()
         found = self.db.execute(
-            "SELECT json_extract(CAST(payload AS TEXT), '$.workflow') AS name, "
-            "MIN(case_index) AS first FROM rows WHERE opening = 1 AND broken = 0 "
-            "GROUP BY name ORDER BY first"
+            "SELECT workflow, MIN(case_index) AS first FROM rows WHERE workflow IS NOT NULL "
+            "GROUP BY workflow ORDER BY first"
         )
         return [name for name, _ in found if isinstance(name, str)]
 
-    def share(self) -> None:
-        """Commit the rows and the cases' names, for other processes to read (`reading`)."""
+    def share(self, *, runs: bool = False) -> None:
+        """Commit the rows and the cases' names, for other processes to read (`reading`);
+        for `runs` of cases, with an index that gives each its rows in order (`by_case`)
+        without every process sorting the whole file's."""
         self._flush_rows()
+        if runs:
+            self.db.execute(
+                "CREATE INDEX rows_order ON rows (case_index, opening DESC, start, line)"
+            )
         self.db.executemany("INSERT INTO cases VALUES (?, ?)", enumerate(self.names))
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
@@ -220,8 +237,10 @@ class Spill:
         )
 
     def add_records(self, records: list[tuple[str, int, str, bytes]]) -> None:
-        """Events already as the store's columns (eventbytes.Record)."""
+        """Events already as the store's columns (eventbytes.Record), numbered on from
+        `built` (their rowids in `events`)."""
         self._events.extend(records)
+        self.built += len(records)
         if len(self._events) >= BATCH:
             self._flush_events()
 
