@@ -290,7 +290,8 @@ class Checker:
         self.unstored: set[str] = set()  # digests of workflow versions no case used yet
         self.known: dict[str, Rules] = {}  # by workflow digest
         self.now = dt.datetime.now(dt.UTC)
-        self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of)
+        # A row's values are strings, None and lists of strings (rowcheck.py)
+        self.builder = Builder(register.events.mapper, self.actor, self.on_behalf_of, plain=True)
         # The read models' rows of the new cases (`view_rows`), or None
         self.rows = projection.new_rows() if part.rows else None
         self.pending = 0  # events whose rows are not spilled yet
@@ -632,11 +633,14 @@ class Checker:
         one its rows were checked by (the same decisions, dates and order)."""
         assert self.rows is not None
         audit = []
-        number = self.spill.built - len(chain.recorded)  # the spill's number before them
+        # as projection.audit_of makes them, numbered among the spill file's events
+        number = self.spill.built - len(chain.recorded)
         for kind, seq, moment, fields in chain.recorded:
             number += 1
-            stored = {**fields, "actor": self.actor, "timestamp": moment}
-            audit.append(projection.audit_of(number, slug, seq, kind, stored))
+            detail = projection.audit_detail(kind, fields)
+            audit.append(
+                (number, slug, seq, kind, detail, self.actor, moment, fields["on_behalf_of"])
+            )
         head = projection.Head(
             slug, title, flow.name, flow.version, flow.digest, list(parties), chain.version
         )

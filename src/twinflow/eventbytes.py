@@ -67,12 +67,17 @@ class Builder:
         actor: str,
         on_behalf_of: str | None,
         clock: Callable[[], dt.datetime] | None = None,
+        *,
+        plain: bool = False,
     ) -> None:
         # Applied to the encoded state as the mapper applies them (COMPRESSOR_TOPIC, CIPHER_TOPIC)
         self.compressor, self.cipher = mapper.compressor, mapper.cipher
         transcoder = mapper.transcoder
         self.encode = transcoder.encode
         self.actor, self.on_behalf_of = actor, on_behalf_of
+        # Whether every value given is known to be one of _plain's already (an import's rows
+        # hold strings, None and lists of strings only: rowcheck.py, importer._json_cells)
+        self.plain = plain
         # The clock every case event is stamped with (eventsourcing's create_timestamp).
         self.clock = clock or Case.Event.create_timestamp
         self.case_topic = get_topic(Case)
@@ -127,7 +132,7 @@ class Chain:
         self.records: list[Record] = []
         # What each record says, as its decoding gives it back: the event's kind, version and
         # moment, and its own fields (the read models' rows are made from them, backfill.py)
-        self.recorded: list[tuple[str, int, dt.datetime, dict[str, Any]]] = []
+        self.recorded: list[tuple[str, int, str, dict[str, Any]]] = []  # moment: ISO text
 
     def decide(self, decision: dict[str, Any]) -> None:
         self.add(self.builder.decided, {"decision": decision})
@@ -145,29 +150,32 @@ class Chain:
         fields["on_behalf_of"] = builder.on_behalf_of
         created = created or {}
         timestamp = builder.clock()
+        iso = _iso(timestamp)  # written once, for the hash, the state and `recorded`
         written = None
-        if builder.direct and type(timestamp) is dt.datetime and _plain(fields.values()):
-            written = self.direct(layout, version, timestamp, fields, created)
+        if builder.direct and type(timestamp) is dt.datetime and (
+            builder.plain or _plain(fields.values())
+        ):
+            written = self.direct(layout, version, iso, fields, created)
         digest, state = written or self.reference(layout, version, timestamp, fields, created)
         if builder.compressor is not None:
             state = builder.compressor.compress(state)
         if builder.cipher is not None:
             state = builder.cipher.encrypt(state)
         self.records.append((self.hex, version, layout.topic, state))
-        self.recorded.append((layout.kind, version, timestamp, fields))
+        self.recorded.append((layout.kind, version, iso, fields))
         self.version, self.last_hash = version, digest
 
     def direct(
         self,
         layout: Layout,
         version: int,
-        timestamp: dt.datetime,
+        iso: str,
         fields: dict[str, Any],
         created: dict[str, str],
     ) -> tuple[str, bytes] | None:
-        """The hash and state written by orjson, or None where orjson refuses a value."""
+        """The hash and state written by orjson (the moment as `iso`, its ISO text), or None
+        where orjson refuses a value."""
         builder = self.builder
-        iso = _iso(timestamp)  # written once, for the hash and the state
         try:
             digest = integrity.event_hash(
                 layout.hash_topic,

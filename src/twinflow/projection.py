@@ -115,9 +115,21 @@ def audit_row(position: int, slug: str, event: Case.Event) -> tuple[Any, ...]:
 def audit_of(
     position: int, slug: str, seq: int, kind: str, fields: Mapping[str, Any]
 ) -> tuple[Any, ...]:
-    """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`
-    (an import's spill holds the event's number among its own where its position will be:
-    spill.VIEWS)."""
+    """What twinflow_audit says of the event of kind `kind` whose attributes are `fields`."""
+    return (
+        position,
+        slug,
+        seq,
+        kind,
+        audit_detail(kind, fields),
+        fields["actor"],
+        fields["timestamp"].isoformat(),
+        fields.get("on_behalf_of"),
+    )
+
+
+def audit_detail(kind: str, fields: Mapping[str, Any]) -> str:
+    """The audit's one-line account of an event of kind `kind` with attributes `fields`."""
     if "decision" in fields:
         detail = fields["decision"].get("trigger") or "open"
         if kind == "opened":
@@ -130,16 +142,7 @@ def audit_of(
         changed = ", ".join(fields.get("changes") or {})
         detail = f"{kind} #{fields.get('target')}{f' ({changed})' if changed else ''}"
         detail += f": {fields.get('why')}"
-    return (
-        position,
-        slug,
-        seq,
-        kind,
-        detail,
-        fields["actor"],
-        fields["timestamp"].isoformat(),
-        fields.get("on_behalf_of"),
-    )
+    return detail
 
 
 # The events a case can be read from without replaying them (_direct), and their kinds: not
