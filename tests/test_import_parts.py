@@ -371,7 +371,7 @@ def test_a_run_stops_building_once_another_found_a_problem(
         problems: list[Any] = []
         importer.read(write(tmp_path, story(12)), "csv", spill, problems, None)
         part = backfill.Part(
-            str(spill.path), 0, 12, str(spill.path), "clerk-a", None, True, False, (), str(flag)
+            str(spill.path), 0, 12, str(spill.path), "clerk-a", None, True, False, (), str(flag), ()
         )
         checker = backfill.Checker(register, register.library, spill, spill, part)
         checker.run()

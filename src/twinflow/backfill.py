@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
     from twinflow.application import Register
 
 CHECKING = "checking"
-# What writing a checked row into the register costs (its events and read models' rows
-# copied from a spill file), beside checking and building it: about a fifth (fix 33).
-WRITING = 0.2
+# What writing another process's checked row into the register costs (its events and read
+# models' rows copied from its spill file), beside checking and building one: about a
+# quarter (bench/RESULTS.md, fixes 33-35). The command writes every run: it checks less.
+WRITING = 0.27
 PIECES = 4  # the most runs each other process checks its share in (`shares`)
 COLUMN_OF = {"sources": "source"}  # decision fields whose import column has another name
 
@@ -59,6 +61,9 @@ class Part(NamedTuple):
     rows: bool  # make the read models' rows too
     folders: tuple[str, ...]  # the user's workflow folders (definitions.Library)
     flag: str  # a file any run makes at its first problem: the others then stop building
+    # The workflows the file's openings name, as the command loaded and checked them: every
+    # run uses these (the same versions; no process checks a file again)
+    flows: tuple[Workflow, ...]
 
 
 class Checked(NamedTuple):
@@ -110,7 +115,8 @@ def check(
     # The workflow versions the file's openings name that the register does not hold yet,
     # stored before the cases' events and stamped before them too: in a file without a
     # problem, exactly those its cases are the first to use (`needed`, checked below)
-    early = _workflow_events(register, spill.opened_workflows(), actor, on_behalf_of)
+    flows = _loadable(register, spill.opened_workflows())
+    early = _workflow_events(register, flows, actor, on_behalf_of)
     if build:
         mapper = register.events.mapper
         for events in early.values():
@@ -127,6 +133,7 @@ def check(
             rows,
             folders,
             str(folder / "problems") if len(cuts) > 1 else "",
+            tuple(flows),
         )
         for n, (low, high) in enumerate(cuts)
     ]
@@ -160,8 +167,14 @@ def check(
                 writer.copy(len(found))
 
         def here(runs: list[Part], told: Callable[[int], None]) -> None:
+            """This process's run, built straight into the register once the workflow
+            versions are (spill file 0); its own spill file stays empty."""
             for part in runs:
-                arrived(_check_part(register, register.library, part, told))
+                into = None
+                if writer is not None and copying:
+                    writer.copy(0)
+                    into = bulk.Direct(writer)
+                arrived(_check_part(register, register.library, part, told, into))
 
         groups, taken = [], 0
         for runs in plan:
@@ -215,15 +228,24 @@ def processes(rows: int) -> int:
     return min(fanout.workers(rows), MOST_ATTACHED - 1)
 
 
-def _workflow_events(
-    register: Register, names: list[str], actor: str, on_behalf_of: str | None
-) -> dict[str, list[Any]]:
-    """The events that would store each of these workflows' current versions the register
-    does not hold, by digest (a name that cannot be used is left to the case checks)."""
-    events = {}
+def _loadable(register: Register, names: list[str]) -> list[Workflow]:
+    """The current versions of the workflows of these names that can be used (a name that
+    cannot is left to the case checks, which say why)."""
+    flows = []
     for name in names:
+        with suppress(TwinflowError):
+            flows.append(register.library.get(name))
+    return flows
+
+
+def _workflow_events(
+    register: Register, flows: list[Workflow], actor: str, on_behalf_of: str | None
+) -> dict[str, list[Any]]:
+    """The events that would store each of these workflow versions the register does not
+    hold, by digest."""
+    events = {}
+    for flow in flows:
         try:
-            flow = register.library.get(name)
             if register._stored_workflow(flow) is None:
                 stored = StoredWorkflow.register(flow, actor, on_behalf_of)
                 events[flow.digest] = list(stored.collect_events())
@@ -262,9 +284,16 @@ def _holds_any(register: Register, slugs: list[str]) -> bool:
 
 
 def _check_part(
-    register: Register, library: Library, part: Part, progress: Callable[[int], None]
+    register: Register,
+    library: Library,
+    part: Part,
+    progress: Callable[[int], None],
+    into: bulk.Direct | None = None,
 ) -> Checked:
-    with Spill(Path(part.source), reading=True) as source, Spill(Path(part.out), made=True) as out:
+    """Check a run and build it into its spill file, or `into` the register directly."""
+    with ExitStack() as stack:
+        source = stack.enter_context(Spill(Path(part.source), reading=True))
+        out = into or stack.enter_context(Spill(Path(part.out), made=True))
         checker = Checker(register, library, source, out, part)
         checker.run(progress)
         out.seal()
@@ -275,7 +304,12 @@ class Checker:
     """Checks a run of cases (`part`) read from `source`, and builds them into `out`."""
 
     def __init__(
-        self, register: Register, library: Library, source: Spill, out: Spill, part: Part
+        self,
+        register: Register,
+        library: Library,
+        source: Spill,
+        out: Spill | bulk.Direct,
+        part: Part,
     ) -> None:
         self.register, self.library, self.source, self.spill = register, library, source, out
         self.part = part
@@ -287,6 +321,7 @@ class Checker:
         # Only a register that holds something can hold the cases of the file.
         self.empty = not register.events.recorder.max_notification_id()
         self.flows: dict[str, Workflow | str] = {}  # by name; a str says why it cannot be used
+        self.given = {flow.name: flow for flow in part.flows}
         self.unstored: set[str] = set()  # digests of workflow versions no case used yet
         self.known: dict[str, Rules] = {}  # by workflow digest
         self.now = dt.datetime.now(dt.UTC)
@@ -392,7 +427,7 @@ class Checker:
         if name not in self.flows:
             library = self.library
             try:
-                flow = library.get(name)
+                flow = self.given[name] if name in self.given else library.get(name)
                 if self.register._stored_workflow(flow) is None:
                     self.unstored.add(flow.digest)
                 self.flows[name] = flow

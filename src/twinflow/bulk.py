@@ -16,8 +16,10 @@ from eventsourcing.persistence import IntegrityError, Notification, PersistenceE
 
 from twinflow import logread, projection
 from twinflow.errors import ConflictError, RuleViolation, StorageError
+from twinflow.eventbytes import Record
 from twinflow.exchange import Progress
-from twinflow.spill import EVENTS
+from twinflow.projection import Rows
+from twinflow.spill import BATCH, EVENTS
 from twinflow.storage import attached
 
 if TYPE_CHECKING:
@@ -104,18 +106,52 @@ class Writing:
                     self.done += step
                     if self.progress:
                         self.progress(WRITING, step, self.total)
-            if self.views and self.done and self.before is None:
-                # This transaction holds the write lock since its first event: no one else
-                # wrote in between, and the store numbered each event after the last
-                cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {name}")
-                self.before = int(cursor.fetchone()["last"]) - self.done
-                self.views = self.register.views.position_in(cursor) == self.before
+            self._viewing()
             if self.views and self.before is not None:
                 # SQLite numbers each new row one past the last: the case event the spill
                 # file numbers n is at the position before its first, + n
                 _views_from(cursor, schema, self.before + written)
                 self.viewed = True
         self.copied = max(self.copied, upto + 1)
+
+    def _viewing(self) -> None:
+        """Once the first events are in, whether the read models had seen every event
+        before them (`views`), and the position before them (`before`). This transaction
+        holds the write lock since its first event: no one else wrote in between, and the
+        store numbered each event after the last."""
+        if self.views and self.done and self.before is None:
+            self.cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) AS last FROM {self.table.name}")
+            self.before = int(self.cursor.fetchone()["last"]) - self.done
+            self.views = self.register.views.position_in(self.cursor) == self.before
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Events already as the store's columns, after all written so far."""
+        self.cursor.executemany(
+            f"INSERT INTO {self.table.name} (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)",
+            records,
+        )
+        self.done += len(records)
+        if self.progress:
+            self.progress(WRITING, len(records), self.total)
+        self._viewing()
+
+    def add_views(self, rows: Rows, after: int) -> None:
+        """Read-model rows as a spill file holds them (spill.VIEWS), their events in: the
+        event numbered n at the position of the `after`-th written + n."""
+        if not (self.views and self.before is not None):
+            return  # left to the catch-up after the import
+        self.viewed = True
+        for name, columns in projection.TABLES:
+            found = rows[name]
+            if name == "twinflow_audit":
+                at = self.before + after
+                found = [(at + row[0], *row[1:]) for row in found]
+            if found:
+                marks = ", ".join("?" * len(columns.split(", ")))
+                self.cursor.executemany(
+                    f"INSERT INTO main.{name} ({columns}) VALUES ({marks})", found
+                )
 
     def finish(self, files: Sequence[Path], views: bool) -> int:
         """Copy what is left and commit; returns how many events were written. `views`:
@@ -136,6 +172,33 @@ class Writing:
             self.register.views.set_position(self.cursor, self.before + self.done)
         self.stack.close()
         return self.done
+
+
+class Direct:
+    """Where the command's own run of cases is built (backfill.Checker), as another
+    process's goes into a spill file: straight into the register instead, inside the
+    write transaction, after all written so far (nothing written and read back twice)."""
+
+    def __init__(self, writer: Writing) -> None:
+        self.writer = writer
+        self.after = writer.done  # events written before this run's
+        self.built = 0  # events added: the last one's number in the run
+        self._events: list[Record] = []
+
+    def add_records(self, records: list[Record]) -> None:
+        self._events.extend(records)
+        self.built += len(records)
+        if len(self._events) >= BATCH:
+            self.seal()
+
+    def add_view_rows(self, rows: Rows) -> None:
+        self.seal()  # their events first
+        self.writer.add_views(rows, self.after)
+
+    def seal(self) -> None:
+        if self._events:
+            self.writer.append(self._events)
+            self._events = []
 
 
 def _views_from(cursor: Any, schema: str, before: int) -> None:
