@@ -30,8 +30,9 @@ CHECKING = "checking"
 # What writing another process's checked row into the register costs (its events and read
 # models' rows copied from its spill file), beside checking and building one: about a
 # quarter (bench/RESULTS.md, fixes 33-35). The command writes every run: it checks less.
-WRITING = 0.27
-PIECES = 4  # the most runs each other process checks its share in (`shares`)
+WRITING = 0.3
+PIECES = 8  # the most runs each other process checks its share in (`shares`)
+LOOKS = 50  # a run looks whether another found a problem every LOOKS cases (a file's stat)
 COLUMN_OF = {"sources": "source"}  # decision fields whose import column has another name
 
 
@@ -330,6 +331,7 @@ class Checker:
         # The read models' rows of the new cases (`view_rows`), or None
         self.rows = projection.new_rows() if part.rows else None
         self.pending = 0  # events whose rows are not spilled yet
+        self.seen = 0  # cases checked
 
     def run(self, progress: Callable[[int], None] | None = None) -> None:
         low, high = self.part.low, self.part.high
@@ -359,8 +361,10 @@ class Checker:
     # ------------------------------------------------------------------ one case
 
     def case(self, slug: str, rows: list[Spilled], *, held: bool) -> None:
-        if self.build and self.part.flag and os.path.exists(self.part.flag):
-            self.build = False  # another run found a problem: nothing will be written
+        self.seen += 1
+        if self.build and self.part.flag and self.seen % LOOKS == 1:
+            # another run found a problem: nothing will be written
+            self.build = not os.path.exists(self.part.flag)
         existing = self.register._find_case(slug) if held else None
         good = [r for r in rows if not r.broken]
         opens = [r for r in good if r.row["kind"] == "open"]
