@@ -86,12 +86,18 @@ def bulk_import(folder: Path, rows: int) -> list[Row]:
     _, raw = baseline(path, folder, runs=3)
     # `twinflow import` as a user waits for it: import_file (check, build, write in one
     # transaction), then the read models caught up; each part is judged beside the baseline.
-    ours = in_child("import", str(path), str(folder / "b.db"))
-    idle = in_child("idle", str(folder / "b.db"))
+    # The best of 3 runs, each into a new register, as the baseline is: on a machine shared
+    # with other work a single run moves by a fifth (bench/RESULTS.md, fix 36).
+    runs = [in_child("import", str(path), str(folder / f"b-{n}.db")) for n in range(3)]
+    ours = min(runs, key=lambda run: float(run["seconds"]))
+    ours["peak_mb"] = max(run["peak_mb"] for run in runs)
+    idle = in_child("idle", str(folder / "b-0.db"))
+    spread = ", ".join(f"{run['seconds']:.2f}" for run in runs)
     return [
         Row(
             "b",
-            f"`twinflow import` of {what}, one run, vs sqlite3 executemany (best of 3)",
+            f"`twinflow import` of {what} (best of 3: {spread} s) vs sqlite3 executemany "
+            "(best of 3)",
             ours["seconds"],
             raw,
             10.0,
