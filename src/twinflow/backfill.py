@@ -151,7 +151,7 @@ def check(
     else:
         for part in parts:
             Spill.make(Path(part.out))
-        spill.share(runs=True)
+        spill.share()
         copying = writer is not None and build
         if writer is not None and copying:
             writer.total = summary.rows + len(early)  # its events, if nothing is wrong

@@ -162,15 +162,9 @@ class Spill:
         )
         return [name for name, _ in found if isinstance(name, str)]
 
-    def share(self, *, runs: bool = False) -> None:
-        """Commit the rows and the cases' names, for other processes to read (`reading`);
-        for `runs` of cases, with an index that gives each its rows in order (`by_case`)
-        without every process sorting the whole file's."""
+    def share(self) -> None:
+        """Commit the rows and the cases' names, for other processes to read (`reading`)."""
         self._flush_rows()
-        if runs:
-            self.db.execute(
-                "CREATE INDEX rows_order ON rows (case_index, opening DESC, start, line)"
-            )
         self.db.executemany("INSERT INTO cases VALUES (?, ?)", enumerate(self.names))
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
@@ -178,8 +172,15 @@ class Spill:
     def cuts(self, shares: list[float]) -> list[tuple[int, int]]:
         """The cases cut into runs of consecutive cases, one for each of `shares`, each
         with about that share of the rows: [low, high) ranges of case indexes, in order
-        (an empty one where a share is too small for a case)."""
+        (an empty one where a share is too small for a case). For more than one, the rows
+        get an index that gives each run its rows in order (`by_case`) without every
+        process sorting the whole file's; counting them is its first use."""
+        if len(shares) < 2:
+            return [(0, len(self.names))]
         self._flush_rows()
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS rows_order ON rows (case_index, opening DESC, start, line)"
+        )
         counts = self.db.execute(
             "SELECT case_index, COUNT(*) FROM rows GROUP BY case_index ORDER BY case_index"
         ).fetchall()
