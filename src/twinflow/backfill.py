@@ -100,8 +100,9 @@ def check(
     spill file of its own, written in turn, so the events keep the order one process gives
     them. Returns the spill files built into after `spill` (which holds the workflow
     versions to store first), and whether all of them hold the read models' rows. The
-    processes `started` ahead (fanout.ahead) are given runs first. With a `writer`, this
-    process copies its own run into the register while the others still check theirs."""
+    processes `started` ahead (fanout.ahead) are given runs first (`shares`). With a
+    `writer`, this process builds its own run straight into the register and copies each
+    other run in as soon as it is done, while the others still check theirs."""
     actor, on_behalf_of = register.identity(actor)
     build = build and not problems  # a file with a bad row is only checked
     rows = (
