@@ -500,3 +500,51 @@ def test_a_workflow_version_not_made_before_the_checks_stops_the_import(
         imported(register, write(tmp_path, story(12)), workers, monkeypatch)
     assert register.events.recorder.max_notification_id() in (0, None)
     assert all(rows == [] for rows in tables(register).values())
+
+
+def pid_of(register: Register, part: Any, emit: Any, progress: Any) -> None:
+    """A worker task for the tests: the process's id."""
+    emit(os.getpid())
+
+
+def test_a_worker_started_ahead_serves_one_run_after_another_and_then_ends(
+    register: Register,
+) -> None:
+    task = "tests.test_import_parts:pid_of"
+    with fanout.ahead(1) as started:
+        process = started[0].process
+        for _ in range(2):  # each run gives it back, for the next
+            found = fanout.results(
+                register.location,
+                task,
+                ["mine", "theirs"],
+                None,
+                here=lambda p, t: 0,
+                started=started,
+            )
+            assert found == [0, process.pid] and [s.process for s in started] == [process]
+        assert process.poll() is None, "it waits for another part"
+    assert process.returncode == 0
+
+
+def test_a_case_opened_by_another_writer_while_the_runs_check_stops_the_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read models' rows are written with the runs only where no case of the file is in
+    the register when the checks begin; a run that then finds one leaves its rows out, so
+    the rows already written with the others cannot stand: nothing is written."""
+    register = Register.at(str(tmp_path / "r.db"), create=True)
+    register.open_case(
+        "town-29", workflow="twinning", title="Held", parties=["A", "B"], by="council", on="1990"
+    )
+    catch_up_views(register)
+    before, last = tables(register), register.events.recorder.max_notification_id()
+    rows = [r for r in story(30) if not r.startswith("town-29,")]
+    rows.append("town-29,,suspend,council,A,2001,,,,,\n")  # the last run extends it
+    # as if another writer opened town-29 right after the command looked
+    monkeypatch.setattr(backfill, "_holds_any", lambda register, slugs: False)
+    with pytest.raises(ConflictError, match=r"another writer recorded in .* nothing was written"):
+        imported(register, write(tmp_path, rows), 2, monkeypatch)
+    assert tables(register) == before
+    assert register.events.recorder.max_notification_id() == last
+    register.close()
