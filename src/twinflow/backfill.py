@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 CHECKING = "checking"
 # What writing another process's checked row into the register costs (its events and read
-# models' rows copied from its spill file), beside checking and building one: about a
-# quarter (bench/RESULTS.md, fixes 33-35). The command writes every run: it checks less.
+# models' rows copied from its spill file), beside checking and building one: a quarter to
+# a third (bench/RESULTS.md, fixes 34 and 36). The command writes every run: it checks less.
 WRITING = 0.3
 PIECES = 8  # the most runs each other process checks its share in (`shares`)
 LOOKS = 50  # a run looks whether another found a problem every LOOKS cases (a file's stat)

@@ -170,13 +170,15 @@ def run(
                 if started:
                     process, said = started.pop(0)
                     borrowed.append(Started(process, said))
+                    lent = True
                 else:
                     process, said = _start(files)
+                    lent = False
                 assert process.stdin is not None
                 try:
                     pickle.dump((location, task, part), process.stdin)
                     process.stdin.flush()
-                    if not borrowed or borrowed[-1].process is not process:
+                    if not lent:
                         process.stdin.close()  # its only part: it ends once done
                 except OSError:  # it ended before it got its part (its exit is waited for)
                     raise _stopped(process, said, doing) from None
@@ -206,8 +208,8 @@ def run(
             if started is not None:  # loaded and warm: the next run gives them parts first
                 started[:0] = borrowed
         finally:
-            lent = {s.process for s in borrowed} if ended else set()
-            _stop([process for process, _, _ in workers if process not in lent], ended)
+            back = {s.process for s in borrowed} if ended else set()
+            _stop([process for process, _, _ in workers if process not in back], ended)
             for _, reader, box in workers:  # each ends with its worker; its box must not hold it
                 while reader.is_alive():
                     with suppress(queue.Empty):
