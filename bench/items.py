@@ -88,7 +88,7 @@ def bulk_import(folder: Path, rows: int) -> list[Row]:
     # `twinflow import` as a user waits for it: import_file (check, build, write in one
     # transaction), then the read models caught up; each part is judged beside the baseline.
     # The best of 3 runs, each into a new register, as the baseline is: on a machine shared
-    # with other work a single run moves by a fifth (bench/RESULTS.md, fix 36).
+    # with other work a single run moves by a fifth (bench/RESULTS.md, fix 37).
     runs = []
     for n in range(3):
         os.sync()  # the last run's writes on their way to the disk would slow this one's
@@ -187,7 +187,8 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
             position = batch[-1].id
 
     # Best of 3, the file's pages read once before: item b, run just before, writes some
-    # 600 MB, which left this read to the disk in full runs (6.2-7.3 s against 4.0 s alone)
+    # 600 MB, which left this read to the disk in full runs (6.2-7.3 s against 4.0 s alone;
+    # bench/RESULTS.md, fix 37)
     plain_read()
     base = min(median_of(1, plain_read) for _ in range(3))
     register.close()
