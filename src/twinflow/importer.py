@@ -192,27 +192,23 @@ def _spans(path: Path, fmt: str, parts: int, folder: Path, given: Path) -> list[
         for width in widths[:-1]:
             reached += width
             near = body + (len(data) - body) * reached // sum(widths)
-            cut = _record_end(data, body, near, quoted=fmt == "csv")
-            if cut is None or cut <= cuts[-1]:
+            if near <= cuts[-1]:
+                break
+            # the last cut ends a record, outside quotes: the count goes on from there
+            cut = _record_end(data, cuts[-1], near, quoted=fmt == "csv")
+            if cut is None:
                 break
             cuts.append(cut)
         cuts.append(len(data))
-        return [
-            Span(
-                str(path),
-                fmt,
-                start,
-                end,
-                _count(data, b"\n", 0, start) + 1,
-                names,
-                delimiter,
-                str(folder / f"read-{number}.db"),
-                identity,
-                str(given),
-            )
-            for number, (start, end) in enumerate(itertools.pairwise(cuts))
-            if end > start
-        ]
+        file, as_given = str(path), str(given)
+        spans, line = list[Span](), _count(data, b"\n", 0, body) + 1
+        for start, end in itertools.pairwise(cuts):
+            if end > start:
+                out = str(folder / f"read-{len(spans)}.db")
+                span = Span(file, fmt, start, end, line, names, delimiter, out, identity, as_given)
+                spans.append(span)
+            line += _count(data, b"\n", start, end)
+        return spans
 
 
 def _identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
@@ -220,14 +216,14 @@ def _identity(handle: IO[bytes]) -> tuple[int, int, int, int]:
     return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
 
-def _record_end(data: mmap.mmap, body: int, near: int, *, quoted: bool = True) -> int | None:
+def _record_end(data: mmap.mmap, start: int, near: int, *, quoted: bool = True) -> int | None:
     """The first line end at or after `near` outside quotes (an even number of them since
-    the body's start: CSV's; NDJSON has no line end within a record), as the position after
-    it."""
+    `start`, a record's start: CSV's; NDJSON has no line end within a record), as the
+    position after it."""
     end = data.find(b"\n", near)
     if end < 0:
         return None
-    odd = _count(data, b'"', body, end) % 2 if quoted else 0
+    odd = _count(data, b'"', start, end) % 2 if quoted else 0
     while odd:
         after = data.find(b"\n", end + 1)
         if after < 0:
