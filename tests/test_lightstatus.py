@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.conftest import Invoke
-from twinflow import dates, demo, lightstatus, queries, snapshots, views
+from twinflow import dates, demo, lightstatus, queries, snapshots, steps, views
 from twinflow.application import Register
 from twinflow.cli import cli
 from twinflow.domain import StoredWorkflow, workflow_id
@@ -127,10 +127,20 @@ def _record(path: Path) -> None:
         register.close()
 
 
-@pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["steps rows", "case rows"])
+def story(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The story, its paths read from the steps read model's rows (every path given rows) or
+    from the `steps` of the cases' own rows (the default for paths this short)."""
     path = tmp_path_factory.mktemp("light") / "register.db"
-    _record(path)
+    short = steps.SHORT
+    steps.SHORT = 0 if request.param == "steps rows" else short
+    try:
+        _record(path)
+    finally:
+        steps.SHORT = short
+    with closing(sqlite3.connect(path)) as conn:
+        (held,) = conn.execute("SELECT COUNT(*) FROM twinflow_steps").fetchone()
+    assert (held > 0) == (request.param == "steps rows")
     return path
 
 

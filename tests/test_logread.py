@@ -5,6 +5,7 @@ mapper's events."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_plain_json_is_read_and_written_as_the_json_module_does() -> None:
     for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), EntryAsList()):
         transcoder.register(transcoding)
     rng = random.Random(28)
-    plain_seen = 0
+    plain_seen = read_seen = 0
     for _ in range(4000):
         state = {
             "timestamp": dt.datetime(2026, 11, 28, 1, 2, 3, rng.randrange(10**6), tzinfo=dt.UTC),
@@ -100,6 +101,11 @@ def test_plain_json_is_read_and_written_as_the_json_module_does() -> None:
         except Exception:  # a random dict that looks typed: never the fast path's to read
             assert logread.plain_state(raw) is None
             continue
+        read = logread.plain_state(raw, written=False)  # only read: escapes allowed
+        if read is not None:
+            read_seen += b"\\u" in raw
+            assert read == reference
+            assert [type(v) for v in read.values()] == [type(v) for v in reference.values()]
         fast = logread.plain_state(raw)
         if fast is None:
             continue
@@ -109,7 +115,7 @@ def test_plain_json_is_read_and_written_as_the_json_module_does() -> None:
         content = {k: v for k, v in reference.items() if k != "timestamp"}
         content["at"] = reference["timestamp"].isoformat()
         assert orjson.dumps(content, option=orjson.OPT_SORT_KEYS) == integrity.canonical(content)
-    assert plain_seen > 1000
+    assert plain_seen > 1000 and read_seen > 200  # escaped characters among them
 
 
 def test_json_that_is_not_plain_goes_the_json_modules_way() -> None:
@@ -129,4 +135,8 @@ def test_json_that_is_not_plain_goes_the_json_modules_way() -> None:
     ):
         assert logread.plain_state(stamp + rest) is None, rest
     assert logread.plain_state("text, not bytes") is None
+    # Only read, escapes are read as the json module reads them, or not at all.
+    assert logread.plain_state(stamp + b'"x":"\\u00e9\\n"}', written=False)["x"] == "\u00e9\n"
+    assert logread.plain_state(stamp + b'"x":"\\ud800"}', written=False) is None
+    assert json.loads(stamp + b'"x":"\\ud800"}')["x"] == "\ud800"  # half a character
     assert logread.plain_state(b'{"timestamp":{"_type_":"decimal_str","_data_":"1"}}') is None

@@ -4,6 +4,7 @@ grammar are the dates edtf gives. No timings here: bench/run.py measures."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -27,9 +28,20 @@ def _replayed(register: Register, slug: str, as_of: str) -> dict[str, Any]:
 
 
 def _viewed(register: Register, slug: str, as_of: str) -> dict[str, Any]:
-    result = register.status(slug, as_of=as_of)
+    """The status from the read models: they answered, and did not leave it to a replay."""
+    result = register.status(slug, as_of=as_of)  # the read models catch up first
+    assert register.views.status_on(slug, dates.parse_date(as_of)) is not None
     result.pop("known_at")
     return result
+
+
+@pytest.fixture(params=["steps rows", "case rows"])
+def paths_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the read models keep the paths of these cases: every path in the steps read
+    model's rows, or (the default for paths this short) in the `steps` of the case's row."""
+    if request.param == "steps rows":
+        monkeypatch.setattr(steps, "SHORT", 0)
+    return str(request.param)
 
 
 def _dates(first: int, last: int) -> list[str]:
@@ -101,7 +113,9 @@ def _rows_from_replay(register: Register, slug: str) -> list[tuple[Any, ...]]:
     return steps.rows_of(slug, path)
 
 
-def test_read_model_status_is_the_replayed_status_on_every_date(register: Register) -> None:
+def test_read_model_status_is_the_replayed_status_on_every_date(
+    register: Register, paths_from: str
+) -> None:
     rng = random.Random(6)
     recorded = _record_randomly(register, "random-walk", rng, 60)
     assert recorded > 10  # the walk has imprecise, backdated and overlapping decisions
@@ -111,7 +125,9 @@ def test_read_model_status_is_the_replayed_status_on_every_date(register: Regist
         ), as_of
 
 
-def test_uncertain_answers_come_from_the_read_model_too(register: Register) -> None:
+def test_uncertain_answers_come_from_the_read_model_too(
+    register: Register, paths_from: str
+) -> None:
     register.open_case(
         "imprecise", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
     )
@@ -124,7 +140,9 @@ def test_uncertain_answers_come_from_the_read_model_too(register: Register) -> N
     assert _viewed(register, "imprecise", "1999")["note"].startswith("the case was opened 2000")
 
 
-def test_corrections_and_retractions_reach_the_read_model(register: Register) -> None:
+def test_corrections_and_retractions_reach_the_read_model(
+    register: Register, paths_from: str
+) -> None:
     register.open_case(
         "corrected", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
     )
@@ -142,13 +160,56 @@ def test_corrections_and_retractions_reach_the_read_model(register: Register) ->
     assert _stored_rows(register, "corrected") == _rows_from_replay(register, "corrected")
 
 
-def test_steps_written_step_by_step_equal_a_rebuild(register: Register) -> None:
+def test_steps_written_step_by_step_equal_a_rebuild(register: Register, paths_from: str) -> None:
     _record_randomly(register, "stepwise", random.Random(11), 40)
     register.status("stepwise")
     incremental = _stored_rows(register, "stepwise")
     assert incremental == _rows_from_replay(register, "stepwise")
+    assert bool(incremental) == (paths_from == "steps rows")
     register.views.rebuild()
     assert _stored_rows(register, "stepwise") == incremental
+
+
+def test_a_path_has_rows_once_longer_than_short_and_none_once_short_again(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(steps, "SHORT", 3)
+    register.open_case(
+        "grows", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
+    )
+    register.decide("grows", "suspend", by="council", party="B", on="2010")
+    register.decide("grows", "resume", by="council", party="B", on="2012")
+    register.status("grows")
+    assert _stored_rows(register, "grows") == []  # 3 steps: read from the case's row
+    register.decide("grows", "freeze", by="council", party="A", on="2015", reason="r")
+    assert _viewed(register, "grows", "2016")["state"] == "frozen"
+    assert [row[1] for row in _stored_rows(register, "grows")] == [0, 1, 2, 3]
+    assert _stored_rows(register, "grows") == _rows_from_replay(register, "grows")
+    register.retract("grows", 4, why="never decided")
+    assert _viewed(register, "grows", "2016")["state"] == "active"
+    assert _stored_rows(register, "grows") == []
+    for as_of in _dates(1999, 2016):
+        assert _viewed(register, "grows", as_of) == _replayed(register, "grows", as_of)
+
+
+def test_a_case_row_from_an_earlier_twinflow_is_left_to_the_replay(register: Register) -> None:
+    """An earlier twinflow kept five values per step in a case's row, and every path in the
+    steps read model too: a row of that kind without steps rows is not read as a path."""
+    register.open_case(
+        "older", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
+    )
+    register.decide("older", "suspend", by="council", party="B", on="2010")
+    register.status("older")
+    with register.views.cursor(commit=True) as cursor:
+        cursor.execute("SELECT steps FROM twinflow_cases WHERE slug = 'older'")
+        older = [entry[:5] for entry in json.loads(cursor.fetchone()["steps"])]
+        cursor.execute(
+            register.views.sql("UPDATE twinflow_cases SET steps = ? WHERE slug = 'older'"),
+            (json.dumps(older),),
+        )
+    assert register.views.status_on("older", dates.parse_date("2011")) is None
+    assert register.status("older", as_of="2011")["state"] == "suspended"  # replayed
+    assert register.list_cases(as_of="2011")[0]["state"] == "suspended"  # five values do
 
 
 def test_a_snapshot_loads_the_case_that_replay_builds(register: Register) -> None:

@@ -344,7 +344,7 @@ def test_a_case_unlike_the_usual_is_replayed_rather_than_read_straight(
     migrated = "twinflow:case:migrated"
     for unusual in (
         _altered(records, 2, state=state.replace(b'"actor":', b'"vote":1.5,"actor":')),  # a float
-        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\u00e9","actor":')),
+        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\ud800","actor":')),
         _altered(records, 2, state=state.decode()),  # text rather than bytes
         _altered(records, 2, topic=migrated),  # an event that is not an opening, decision, note
         _altered(records, 0, topic=records[1].topic),  # no opening first
@@ -352,13 +352,19 @@ def test_a_case_unlike_the_usual_is_replayed_rather_than_read_straight(
         records[:2] + records[3:],  # a version missing
     ):
         assert projection._direct(unusual) is None
-    # The float and the escaped text are still read by the replay, as before.
+    # The float and the half character are still read by the replay, as before.
     decode = logread.Decoder(register.events.mapper)
     for unusual in (
         _altered(records, 2, state=state.replace(b'"actor":', b'"vote":1.5,"actor":')),
-        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\u00e9","actor":')),
+        _altered(records, 2, state=state.replace(b'"actor":', b'"x":"\\ud800","actor":')),
     ):
         assert projection._replayed(decode, unusual)[1] == projection._replayed(decode, records)[1]
+    # Escaped characters are read straight, as the replay reads them.
+    escaped = _altered(
+        records, 2, state=state.replace(b'"actor":"', b'"x":"\\u00e9","actor":"\\u00c6')
+    )
+    assert projection._direct(escaped) == projection._replayed(decode, escaped)
+    assert projection._direct(escaped)[2][2][5] == "\u00c6" + projection._direct(records)[2][2][5]
 
 
 def test_a_compressed_register_is_rebuilt_through_the_replay(

@@ -130,12 +130,13 @@ def _viewed(
     if row is None or last is None or int(row["position"]) != last:
         return None  # events the read models have not seen: the full path catches up first
     cursor.execute(
-        "SELECT title, workflow, version, parties FROM twinflow_cases WHERE slug = ?", (slug,)
+        "SELECT title, workflow, version, parties, steps FROM twinflow_cases WHERE slug = ?",
+        (slug,),
     )
     case = cursor.fetchone()
     if case is None:
         return None
-    found = steps.status_on(cursor, lambda statement: statement, slug, date)
+    found = steps.status_on(cursor, lambda statement: statement, slug, case["steps"], date)
     if found is None:
         return None
     document = _stored_document(cursor, case["workflow"], case["version"])

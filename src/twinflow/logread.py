@@ -128,15 +128,17 @@ def _select(recorder: Any, postgres: bool, statement: Any, params: tuple[Any, ..
 TYPED = b'"_type_"'
 
 
-def plain_state(state: Any) -> dict[str, Any] | None:
+def plain_state(state: Any, *, written: bool = True) -> dict[str, Any] | None:
     """The transcoder's decoding of plain JSON, read by orjson several times faster; None
-    where the JSON is not plain, for the transcoder to read. Plain: no escaped character, one
-    typed value only (the event's timestamp, a datetime as ISO text) and no number but
-    integers of 64 bits (orjson reads longer ones as floats). orjson reads such JSON exactly
-    as the json module does and writes it, sorted, exactly as the json module writes it
-    (tests/test_logread.py compares both on thousands of random values), so a hash of what
-    it read may be written by orjson too (integrity.event_hash, `plain`)."""
-    if type(state) is not bytes or state.count(TYPED) != 1 or b"\\u" in state:
+    where the JSON is not plain, for the transcoder to read. Plain: one typed value only (the
+    event's timestamp, a datetime as ISO text), no number but integers of 64 bits (orjson
+    reads longer ones as floats) and, where what is read is to be `written` again, no
+    escaped character. orjson reads such JSON exactly as the json module does (an escape
+    too, and an escape the json module would read as half a character it refuses) and
+    writes it, sorted, exactly as the json module writes it (tests/test_logread.py compares
+    both on thousands of random values), so a hash of what it read may be written by orjson
+    too (integrity.event_hash, `plain`)."""
+    if type(state) is not bytes or state.count(TYPED) != 1 or (written and b"\\u" in state):
         return None
     try:
         found = orjson.loads(state)

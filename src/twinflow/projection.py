@@ -74,9 +74,16 @@ def case_row(case: Head, steps: Sequence[timeline.Step]) -> tuple[Any, ...]:
         steps[-1].after,
         str(since.item.date) if since else None,
         max(s.item.date.iso[2] for s in steps),  # ISO days sort as the days do
-        _json(
+        _json(  # steps.STORED
             [
-                [*s.item.date.iso[1:], s.after, s.item.date.text, s.changes_state]  # earliest..
+                [
+                    *s.item.date.iso[1:],
+                    s.after,
+                    s.item.date.text,
+                    s.changes_state,
+                    s.item.seq,
+                    s.item.trigger,
+                ]
                 for s in steps
             ]
         ),
@@ -173,7 +180,7 @@ def _direct(records: Sequence[logread.Stored]) -> Read | None:
     opening: dict[str, Any] = {}
     for seq, record in enumerate(records, Case.INITIAL_VERSION):
         kind = DIRECT.get(record.topic)
-        state = logread.plain_state(record.state) if kind else None
+        state = logread.plain_state(record.state, written=False) if kind else None
         if kind is None or state is None or record.originator_version != seq:
             return None
         if (seq == Case.INITIAL_VERSION) != (kind == "opened"):
@@ -201,17 +208,21 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     log held. One transaction: all of it, or (on any failure) the read models as they were.
 
     A long log is shared among processes (fanout.py) by ranges of case ids, this one doing
-    the first. Each range's rows go to a scratch SQLite file, unindexed, which SQLite copies
-    into the read models a file at a time, in key order (bench/RESULTS.md, fixes 21, 24); on
-    PostgreSQL this process writes its own rows straight in and copies the others'."""
+    the first. The rows of each range go to scratch SQLite files, unindexed, which SQLite
+    copies into the read models a file at a time, in key order (bench/RESULTS.md, fixes 21,
+    24). The other processes fill several files in turn, and this one copies each as soon
+    as it is full, so that only the last waits for the end (fix 39). On PostgreSQL this
+    process writes its own rows straight in and reads the others' files."""
     recorder = register.events.recorder
     views = register.views
     last = int(recorder.max_notification_id() or 0)
     sqlite = views.kind == "sqlite"
-    shares = fanout.workers(last)
-    if sqlite:  # every range has a scratch file, and one connection attaches only so many
-        shares = min(shares, storage.MOST_ATTACHED)
-    ranges = _id_ranges([COMMAND_SHARE, *[SHARE] * (shares - 1)])
+    others = fanout.workers(last) - 1
+    pieces = PIECES
+    if sqlite and others:  # every file is attached, and one connection attaches only so many
+        others = min(others, storage.MOST_ATTACHED - 1)
+        pieces = max(1, min(PIECES, (storage.MOST_ATTACHED - 1) // others))
+    ranges = _id_ranges([COMMAND_SHARE * pieces, *[SHARE] * (others * pieces)])
     done = 0
 
     def counted(events: int) -> None:
@@ -221,11 +232,14 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
             progress(events)
 
     with ExitStack() as stack:
-        scratch = _scratch_files(stack, register, len(ranges) - (0 if sqlite else 1))
+        scratch = _scratch_files(stack, register, (1 if sqlite else 0) + others * pieces)
         cursor = stack.enter_context(_transaction(register, scratch))
         if sqlite:
             stack.enter_context(_loading(cursor))
-        numbered = list(enumerate(scratch))  # on SQLite the first is this process's
+        number = {str(path): n for n, path in enumerate(scratch)}
+
+        def copy(path: str) -> None:
+            _copy_in(cursor, views.sql, [(number[path], Path(path))], sqlite)
 
         def here(part: Part, told: Callable[[int], None]) -> None:
             """This process's range, while the others work on theirs: empty the read
@@ -236,22 +250,31 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
                 cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             for statement in views.clear_statements():
                 cursor.execute(statement)
-            project_part(register, part, lambda rows: _insert(cursor, views.sql, rows), told)
-            if sqlite:
-                _copy_in(cursor, views.sql, numbered[:1], sqlite)
+            ((low, high, path),) = part[0]
+            if path is None:
+                _project(register, low, high, last, partial(_insert, cursor, views.sql), told)
+            else:
+                _project_into(register, low, high, last, path, told)
+                copy(path)
 
-        files: list[Path | None] = [*scratch] if sqlite else [None, *scratch]
+        paths: list[str | None] = [str(path) for path in scratch]
+        if not sqlite:
+            paths.insert(0, None)
+        mine = [(*ranges[0], paths[0])]
+        theirs = list(zip(ranges[1:], paths[1:], strict=True))
         parts: list[Part] = [
-            (low, high, last, str(path) if path else None)
-            for (low, high), path in zip(ranges, files, strict=True)
+            (mine, last),
+            *(
+                ([(*bounds, path) for bounds, path in theirs[k * pieces : (k + 1) * pieces]], last)
+                for k in range(others)
+            ),
         ]
         if len(parts) == 1:
             here(parts[0], counted)
         else:
             task = "twinflow.projection:project_part"
-            for _ in fanout.run(register.location, task, parts, counted, here=here):
-                pass  # the others write their scratch files
-        _copy_in(cursor, views.sql, numbered[1:] if sqlite else numbered, sqlite)
+            for _, full in fanout.run(register.location, task, parts, counted, here=here):
+                copy(full)  # another process filled it, and goes on with its next
         views.set_position(cursor, last)
         if sqlite:
             for statement in views.create_statements():
@@ -259,10 +282,12 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
     return done
 
 
-Part = tuple[uuid.UUID | None, uuid.UUID | None, int, str | None]  # low, high, last, scratch
+Piece = tuple[uuid.UUID | None, uuid.UUID | None, str | None]  # low, high, scratch file
+Part = tuple[list[Piece], int]  # a process's ranges of case ids, and the log's last position
 # The widths of the ranges of case ids: this process's is narrower, as it also empties the
-# read models and, on SQLite, copies its own rows in while the others finish (fix 26).
-COMMAND_SHARE, SHARE = 9, 10
+# read models and copies every other process's files in while they work (fixes 26, 39).
+COMMAND_SHARE, SHARE = 7, 9
+PIECES = 4  # files each other process fills in turn (fewer where SQLite cannot attach them)
 SCRATCH = "twinflow_scratch"  # the schema names of the scratch files, numbered
 
 
@@ -379,16 +404,27 @@ def _id_ranges(widths: Sequence[int]) -> list[tuple[uuid.UUID | None, uuid.UUID 
 def project_part(
     register: Register,
     part: Part,
-    emit: Callable[[Rows], None],
+    emit: Callable[[str], None],
     progress: Callable[[int], None],
 ) -> None:
-    """The read-model rows of every case whose id is in [low, high), from the events up to
-    position `last`, passed to `emit` in chunks, or written to the scratch file the part
-    names (every part's on SQLite, the worker processes' on PostgreSQL)."""
-    low, high, last, scratch = part
-    if scratch is None:
-        _project(register, low, high, last, emit, progress)
-        return
+    """Another process's part: the read-model rows of every case whose id is in each of its
+    ranges [low, high), from the events up to the log's position `last`, written to the
+    range's scratch file, whose name is then emitted for the caller to copy in."""
+    pieces, last = part
+    for low, high, path in pieces:
+        assert path is not None  # only the caller's own range, on PostgreSQL, has none
+        _project_into(register, low, high, last, path, progress)
+        emit(path)
+
+
+def _project_into(
+    register: Register,
+    low: uuid.UUID | None,
+    high: uuid.UUID | None,
+    last: int,
+    scratch: str,
+    progress: Callable[[int], None],
+) -> None:
     try:
         with closing(sqlite3.connect(scratch, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover

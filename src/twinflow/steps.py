@@ -1,5 +1,8 @@
-"""The steps read model: each case's path through its workflow, one row per decision, so that
-the state on a date is read from the few steps around that date, however long the history.
+"""The steps read model: the path through its workflow of each case with more than SHORT
+decisions, one row per decision, so that the state on a date is read from the few steps around
+that date, however long the history. A shorter path is read whole, from the `steps` of its
+case's row in twinflow_cases (`status_on`): it is cheaper than the seeks below, and the rows
+of every short case would be most of what a rebuild writes (bench/RESULTS.md, fix 38).
 
 timeline.status_on needs, for a date, the last step that surely took effect before it and the
 first that surely had not; between them lie the steps whose imprecise dates straddle it. Steps
@@ -7,11 +10,12 @@ are in valid-time order, so their start days are in order: indexed seeks find wh
 falls, and short walks from there pass the straddling steps. `reach`, the running maximum of
 the latest days, marks the prefix that surely took effect; `since_idx` names the step each
 state dates from. tests/test_performance_paths.py checks that the answers are identical to
-timeline.status_on over the whole path, on many dates."""
+timeline.status_on over the whole path, on many dates, either way."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,11 +37,15 @@ COLUMNS = (
 # What a row says about its own step; the other columns follow from the steps before it.
 OWN = slice(2, 10)
 CHUNK = 500  # slugs per query, well under the bound parameters SQLite allows
+SHORT = 32  # decisions a path may have and still be read whole from its case's row
 Sql = Callable[[str], str]
 
 
 def rows_of(slug: str, steps: Sequence[timeline.Step]) -> list[tuple[Any, ...]]:
+    """The case's rows: none for a path of SHORT steps or fewer."""
     rows: list[tuple[Any, ...]] = []
+    if len(steps) <= SHORT:
+        return rows
     since, reach = 0, ""
     for idx, step in enumerate(steps):
         date = step.item.date
@@ -107,10 +115,40 @@ def write(cursor: Any, sql: Sql, paths: Mapping[str, Sequence[timeline.Step]]) -
 
 
 def status_on(
-    cursor: Any, sql: Sql, slug: str, date: PartialDate
+    cursor: Any, sql: Sql, slug: str, stored: str | None, date: PartialDate
 ) -> tuple[timeline.Status, PartialDate] | None:
     """The state of the case on `date`, as timeline.status_on gives it over the whole path,
-    and the date of its opening; None where the read model holds no steps of the case."""
+    and the date of its opening: from its rows here, else from `stored`, the `steps` of its
+    row in twinflow_cases; None where neither holds its whole path."""
+    found = _from_rows(cursor, sql, slug, date)
+    if found is not None or stored is None:
+        return found
+    raw = json.loads(stored)
+    if not raw or len(raw[0]) < len(STORED):
+        return None  # written before the steps of a case's row named their decisions
+    path = [stored_step(entry) for entry in raw]
+    return timeline.status_on(path, date), path[0].item.date
+
+
+# What the `steps` of a case's row in twinflow_cases hold for each step, in this order
+# (projection.case_row). Rows written by an earlier twinflow hold the first five.
+STORED = ("earliest", "latest", "state", "date_text", "changed", "seq", "decision")
+
+
+def stored_step(entry: Sequence[Any]) -> timeline.Step:
+    """A step as the `steps` of a case's row hold it: its date's start is its earliest day
+    (what timeline.status_on and the answers read of a date are its bounds and text)."""
+    earliest, latest, after, text, changed, *named = entry
+    first = dt.date.fromisoformat(earliest)
+    date = PartialDate(first, first, dt.date.fromisoformat(latest), text)
+    seq, values = (named[0], {"trigger": named[1]}) if named else (0, {})
+    item = timeline.Item(seq, "decision", dt.datetime.min, "", values, date)
+    return timeline.Step(item, None if changed else after, after)
+
+
+def _from_rows(
+    cursor: Any, sql: Sql, slug: str, date: PartialDate
+) -> tuple[timeline.Status, PartialDate] | None:
     earliest, latest = date.earliest.isoformat(), date.latest.isoformat()
 
     def first(where: str, params: tuple[Any, ...], order: str = "idx") -> Any:
