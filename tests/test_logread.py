@@ -135,8 +135,23 @@ def test_json_that_is_not_plain_goes_the_json_modules_way() -> None:
     ):
         assert logread.plain_state(stamp + rest) is None, rest
     assert logread.plain_state("text, not bytes") is None
-    # Only read, escapes are read as the json module reads them, or not at all.
-    assert logread.plain_state(stamp + b'"x":"\\u00e9\\n"}', written=False)["x"] == "\u00e9\n"
+    # Only read, numbers are read where orjson writes them back as they were: then exactly.
+    for rest in (
+        b'"x":123456789012345678901234567890}',
+        b'"x":1e-07}',  # as the json module writes it, not as orjson does
+        b'"x":1e16}',
+        b'"x" :\t1}',
+        b'"x":NaN}',
+    ):
+        assert logread.plain_state(stamp + rest, written=False) is None, rest
+    for rest in (b'"x":[0.5,-1.25,2.5e+300,1e+16,7]}', b'"x":18446744073709551615}'):
+        read = logread.plain_state(stamp + rest, written=False)
+        assert read is not None and read["x"] == json.loads(stamp + rest)["x"], rest
+    # Only read, escapes as orjson writes them (of control characters, quotes, backslashes)
+    # are read as the json module reads them; others are the json module's to read.
+    read = logread.plain_state(stamp + b'"x":"\\u0001\\n\\"\\\\"}', written=False)
+    assert read is not None and read["x"] == "\u0001\n\"\\"
+    assert logread.plain_state(stamp + b'"x":"\\u00e9"}', written=False) is None
     assert logread.plain_state(stamp + b'"x":"\\ud800"}', written=False) is None
     assert json.loads(stamp + b'"x":"\\ud800"}')["x"] == "\ud800"  # half a character
     assert logread.plain_state(b'{"timestamp":{"_type_":"decimal_str","_data_":"1"}}') is None

@@ -131,20 +131,27 @@ TYPED = b'"_type_"'
 def plain_state(state: Any, *, written: bool = True) -> dict[str, Any] | None:
     """The transcoder's decoding of plain JSON, read by orjson several times faster; None
     where the JSON is not plain, for the transcoder to read. Plain: one typed value only (the
-    event's timestamp, a datetime as ISO text), no number but integers of 64 bits (orjson
-    reads longer ones as floats) and, where what is read is to be `written` again, no
-    escaped character. orjson reads such JSON exactly as the json module does (an escape
-    too, and an escape the json module would read as half a character it refuses) and
-    writes it, sorted, exactly as the json module writes it (tests/test_logread.py compares
-    both on thousands of random values), so a hash of what it read may be written by orjson
-    too (integrity.event_hash, `plain`)."""
+    event's timestamp, a datetime as ISO text) and, where what is read is to be `written`
+    again, no escaped character and no number but integers of 64 bits (orjson reads longer
+    ones as floats). orjson reads such JSON exactly as the json module does and writes it,
+    sorted, exactly as the json module writes it (tests/test_logread.py compares both on
+    thousands of random values), so a hash of what it read may be written by orjson too
+    (integrity.event_hash, `plain`).
+
+    What is only read (not `written`) is plain where orjson writes back the very bytes it
+    read: a number it did not read exactly (an integer beyond 64 bits is read as a float)
+    would come back otherwise, and so would an escape orjson does not write (it writes those
+    of quotes, backslashes and control characters, and reads them as the json module does).
+    That costs less than looking through the values for floats (bench/RESULTS.md, fix 42)."""
     if type(state) is not bytes or state.count(TYPED) != 1 or (written and b"\\u" in state):
         return None
     try:
         found = orjson.loads(state)
     except orjson.JSONDecodeError:  # NaN, Infinity and whatever else only json reads
         return None
-    if type(found) is not dict or _has_float(found):
+    if type(found) is not dict:
+        return None
+    if _has_float(found) if written else orjson.dumps(found) != state:
         return None
     stamp = found.get("timestamp")
     if type(stamp) is not dict or len(stamp) != 2 or stamp.get("_type_") != "datetime_iso":
