@@ -147,6 +147,10 @@ def test_json_that_is_not_plain_goes_the_json_modules_way() -> None:
     for rest in (b'"x":[0.5,-1.25,2.5e+300,1e+16,7]}', b'"x":18446744073709551615}'):
         read = logread.plain_state(stamp + rest, written=False)
         assert read is not None and read["x"] == json.loads(stamp + rest)["x"], rest
+    # Nested deeper than orjson writes, though not than it reads: the json module's to read.
+    deep = stamp + b'"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    assert type(orjson.loads(deep)["x"]) is list
+    assert logread.plain_state(deep, written=False) is None
     # Only read, escapes as orjson writes them (of control characters, quotes, backslashes)
     # are read as the json module reads them; others are the json module's to read.
     read = logread.plain_state(stamp + b'"x":"\\u0001\\n\\"\\\\"}', written=False)

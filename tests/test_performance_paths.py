@@ -41,6 +41,7 @@ def paths_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     model's rows, or (the default for paths this short) in the `steps` of the case's row."""
     if request.param == "steps rows":
         monkeypatch.setattr(steps, "SHORT", 0)
+        monkeypatch.setattr(steps, "WHOLE", -1)  # the rows are read first
     return str(request.param)
 
 

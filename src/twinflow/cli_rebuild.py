@@ -20,7 +20,7 @@ def rebuild(settings: Settings) -> None:
     waits for it (up to TWINFLOW_LOCK_TIMEOUT, then "the register is busy": record it
     again). Logs of 20,000 events or more are shared among one process per core, up to
     four (TWINFLOW_WORKERS=N sets how many). The new rows wait in scratch files, removed at
-    the end: on SQLite in a .twinflow-rebuild-* folder beside the register (about a fifth
+    the end: on SQLite in a .twinflow-rebuild-* folder beside the register (about a sixth
     of its size), on PostgreSQL in the system's temporary folder (TMPDIR). Run it after
     restoring a backup of the events alone, if a read model is suspected to be wrong, or
     once after upgrading twinflow (on SQLite it also gives the read models' tables their

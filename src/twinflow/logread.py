@@ -151,7 +151,10 @@ def plain_state(state: Any, *, written: bool = True) -> dict[str, Any] | None:
         return None
     if type(found) is not dict:
         return None
-    if _has_float(found) if written else orjson.dumps(found) != state:
+    try:
+        if _has_float(found) if written else orjson.dumps(found) != state:
+            return None
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper)
         return None
     stamp = found.get("timestamp")
     if type(stamp) is not dict or len(stamp) != 2 or stamp.get("_type_") != "datetime_iso":

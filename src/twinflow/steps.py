@@ -118,11 +118,24 @@ def status_on(
     cursor: Any, sql: Sql, slug: str, stored: str | None, date: PartialDate
 ) -> tuple[timeline.Status, PartialDate] | None:
     """The state of the case on `date`, as timeline.status_on gives it over the whole path,
-    and the date of its opening: from its rows here, else from `stored`, the `steps` of its
-    row in twinflow_cases; None where neither holds its whole path."""
+    and the date of its opening: from `stored`, the `steps` of its row in twinflow_cases,
+    or from its rows here; None where neither holds its whole path. Both hold the same path
+    where both hold it (they are written together): a short text is read first, and a long
+    one only where there are no rows, as reading it would cost more than the seeks."""
+    if stored is not None and len(stored) <= WHOLE:
+        found = _from_stored(stored, date)
+        if found is not None:
+            return found
     found = _from_rows(cursor, sql, slug, date)
-    if found is not None or stored is None:
+    if found is not None or stored is None or len(stored) <= WHOLE:
         return found
+    return _from_stored(stored, date)
+
+
+WHOLE = 64 * SHORT  # characters of a case row's steps read before looking for rows
+
+
+def _from_stored(stored: str, date: PartialDate) -> tuple[timeline.Status, PartialDate] | None:
     raw = json.loads(stored)
     if not raw or len(raw[0]) < len(STORED):
         return None  # written before the steps of a case's row named their decisions
