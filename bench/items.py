@@ -183,6 +183,7 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
     # Best of 3, the file's pages read once before: item b, run just before, writes some
     # 600 MB, which left this read to the disk in full runs (6.2-7.3 s against 4.0 s alone;
     # bench/RESULTS.md, fix 37)
+    os.sync()  # as before every run of the rebuild and of verify (_best_of)
     plain_read()
     base = min(median_of(1, plain_read) for _ in range(3))
     register.close()

@@ -40,8 +40,7 @@ def paths_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Where the read models keep the paths of these cases: every path in the steps read
     model's rows, or (the default for paths this short) in the `steps` of the case's row."""
     if request.param == "steps rows":
-        monkeypatch.setattr(steps, "SHORT", 0)
-        monkeypatch.setattr(steps, "WHOLE", -1)  # the rows are read first
+        monkeypatch.setattr(steps, "SHORT", 0)  # and the rows are read first
     return str(request.param)
 
 
@@ -191,6 +190,23 @@ def test_a_path_has_rows_once_longer_than_short_and_none_once_short_again(
     assert _stored_rows(register, "grows") == []
     for as_of in _dates(1999, 2016):
         assert _viewed(register, "grows", as_of) == _replayed(register, "grows", as_of)
+
+
+def test_a_long_history_of_few_decisions_is_read_from_its_case_row(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many events, few decisions: no rows, and the case's row read after looking for them."""
+    monkeypatch.setattr(steps, "SHORT", 3)
+    register.open_case(
+        "notes", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
+    )
+    for year in range(2001, 2006):
+        register.note("notes", "visit", on=str(year), party="A", summary="a visit")
+    register.decide("notes", "suspend", by="council", party="B", on="2003?")
+    assert _viewed(register, "notes", "2010")["state"] == "suspended"
+    assert _stored_rows(register, "notes") == []
+    for as_of in _dates(1999, 2006):
+        assert _viewed(register, "notes", as_of) == _replayed(register, "notes", as_of)
 
 
 def test_a_case_row_from_an_earlier_twinflow_is_left_to_the_replay(register: Register) -> None:

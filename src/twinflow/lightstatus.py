@@ -130,7 +130,8 @@ def _viewed(
     if row is None or last is None or int(row["position"]) != last:
         return None  # events the read models have not seen: the full path catches up first
     cursor.execute(
-        "SELECT title, workflow, version, parties, steps FROM twinflow_cases WHERE slug = ?",
+        f"SELECT title, workflow, version, parties, {steps.stored_steps()} FROM twinflow_cases "
+        "WHERE slug = ?",
         (slug,),
     )
     case = cursor.fetchone()

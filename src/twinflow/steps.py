@@ -118,21 +118,28 @@ def status_on(
     cursor: Any, sql: Sql, slug: str, stored: str | None, date: PartialDate
 ) -> tuple[timeline.Status, PartialDate] | None:
     """The state of the case on `date`, as timeline.status_on gives it over the whole path,
-    and the date of its opening: from `stored`, the `steps` of its row in twinflow_cases,
-    or from its rows here; None where neither holds its whole path. Both hold the same path
-    where both hold it (they are written together): a short text is read first, and a long
-    one only where there are no rows, as reading it would cost more than the seeks."""
-    if stored is not None and len(stored) <= WHOLE:
+    and the date of its opening; None where the read models do not hold its whole path.
+
+    `stored`: the `steps` of the case's row in twinflow_cases where the case has SHORT
+    events or fewer (`stored_steps`), else None. Such a path has no rows here and is read from
+    them; a longer case's rows are read here, and its `steps` (which may be long) only where
+    it has none (many events, few decisions). Where both hold the path, both hold the same."""
+    if stored is not None:
         found = _from_stored(stored, date)
         if found is not None:
             return found
     found = _from_rows(cursor, sql, slug, date)
-    if found is not None or stored is None or len(stored) <= WHOLE:
+    if found is not None or stored is not None:
         return found
-    return _from_stored(stored, date)
+    cursor.execute(sql("SELECT steps FROM twinflow_cases WHERE slug = ?"), (slug,))
+    row = cursor.fetchone()
+    return _from_stored(row["steps"], date) if row and row["steps"] else None
 
 
-WHOLE = 64 * SHORT  # characters of a case row's steps read before looking for rows
+def stored_steps() -> str:
+    """The column a query on twinflow_cases reads as `stored` for status_on: a case's steps
+    where it has SHORT events or fewer (its path then has SHORT steps or fewer)."""
+    return f"CASE WHEN last_seq <= {int(SHORT)} THEN steps END AS steps"
 
 
 def _from_stored(stored: str, date: PartialDate) -> tuple[timeline.Status, PartialDate] | None:

@@ -184,8 +184,8 @@ class Views:
         with self.cursor(commit=False) as cursor:
             cursor.execute(
                 self.sql(
-                    "SELECT title, workflow, version, parties, steps FROM twinflow_cases "
-                    "WHERE slug = ?"
+                    "SELECT title, workflow, version, parties, "
+                    f"{step_rows.stored_steps()} FROM twinflow_cases WHERE slug = ?"
                 ),
                 (slug,),
             )
