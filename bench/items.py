@@ -170,22 +170,13 @@ def log_wide(folder: Path, cases: int) -> list[Row]:
     path, reused = _wide(folder, cases)
     built = "reused" if reused else f"built in {time.perf_counter() - start:.0f} s"
     register = Register.at(str(path), create=False)
-    recorder = register.events.recorder
-    total = int(recorder.max_notification_id() or 0)
-
-    def plain_read() -> None:
-        position = 0
-        while batch := recorder.select_notifications(
-            start=position, limit=1000, inclusive_of_start=False
-        ):
-            position = batch[-1].id
-
-    # Best of 3, the file's pages read once before: item b, run just before, writes some
-    # 600 MB, which left this read to the disk in full runs (6.2-7.3 s against 4.0 s alone;
-    # bench/RESULTS.md, fix 37)
-    os.sync()  # as before every run of the rebuild and of verify (_best_of)
-    plain_read()
-    base = min(median_of(1, plain_read) for _ in range(3))
+    total = int(register.events.recorder.max_notification_id() or 0)
+    # In a fresh process, as the rebuild and verify run: read in this one, after the items
+    # before it, it took 4.0-4.1 s against 2.6 s alone (bench/RESULTS.md, fix 43). Its pages
+    # read once before, then the best of 3: item b's 600 MB of writes, just before, had left
+    # it to the disk in full runs (fix 37).
+    os.sync()
+    base = in_child("read", str(path))["best"]
     register.close()
     # The best of 3 runs each, as the baseline is (bench/RESULTS.md, fix 41).
     rebuilt, rebuilds = _best_of([("rebuild", str(path))] * 3)
