@@ -121,9 +121,10 @@ def status_on(
     and the date of its opening; None where the read models do not hold its whole path.
 
     `stored`: the `steps` of the case's row in twinflow_cases where the case has SHORT
-    events or fewer (`stored_steps`), else None. Such a path has no rows here and is read from
-    them; a longer case's rows are read here, and its `steps` (which may be long) only where
-    it has none (many events, few decisions). Where both hold the path, both hold the same."""
+    events or fewer (`stored_steps`), else None. Such a case's path is read from them (it has
+    no rows here, unless an earlier twinflow wrote them); a longer case's path is read from
+    its rows here, and from its `steps` (which may be long) only where it has none (many
+    events, few decisions). Where both hold the path, both hold the same."""
     if stored is not None:
         found = _from_stored(stored, date)
         if found is not None:
