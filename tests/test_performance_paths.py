@@ -44,6 +44,12 @@ def paths_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
+def _open(register: Register, slug: str, on: str = "2000") -> None:
+    register.open_case(
+        slug, workflow="twinning", title="t", parties=["A", "B"], by="council", on=on
+    )
+
+
 def _dates(first: int, last: int) -> list[str]:
     """Years, months and days across the span, plain and qualified."""
     found = []
@@ -128,9 +134,7 @@ def test_read_model_status_is_the_replayed_status_on_every_date(
 def test_uncertain_answers_come_from_the_read_model_too(
     register: Register, paths_from: str
 ) -> None:
-    register.open_case(
-        "imprecise", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
-    )
+    _open(register, "imprecise")
     register.decide("imprecise", "suspend", by="council", party="B", on="2022")
     register.decide("imprecise", "freeze", by="council", party="A", on="2022-03?", reason="r")
     for as_of in ("2022-02-01", "2022-03-15", "2022", "2022-06-01", "2023", "1999", "2000"):
@@ -143,9 +147,7 @@ def test_uncertain_answers_come_from_the_read_model_too(
 def test_corrections_and_retractions_reach_the_read_model(
     register: Register, paths_from: str
 ) -> None:
-    register.open_case(
-        "corrected", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
-    )
+    _open(register, "corrected")
     register.decide("corrected", "suspend", by="council", party="B", on="2010")
     register.decide("corrected", "resume", by="council", party="B", on="2012-05")
     register.decide("corrected", "freeze", by="council", party="A", on="2015", reason="r")
@@ -174,9 +176,7 @@ def test_a_path_has_rows_once_longer_than_short_and_none_once_short_again(
     register: Register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(steps, "SHORT", 3)
-    register.open_case(
-        "grows", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
-    )
+    _open(register, "grows")
     register.decide("grows", "suspend", by="council", party="B", on="2010")
     register.decide("grows", "resume", by="council", party="B", on="2012")
     register.status("grows")
@@ -197,9 +197,7 @@ def test_a_long_history_of_few_decisions_is_read_from_its_case_row(
 ) -> None:
     """Many events, few decisions: no rows, and the case's row read after looking for them."""
     monkeypatch.setattr(steps, "SHORT", 3)
-    register.open_case(
-        "notes", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
-    )
+    _open(register, "notes")
     for year in range(2001, 2006):
         register.note("notes", "visit", on=str(year), party="A", summary="a visit")
     register.decide("notes", "suspend", by="council", party="B", on="2003?")
@@ -212,9 +210,7 @@ def test_a_long_history_of_few_decisions_is_read_from_its_case_row(
 def test_a_case_row_from_an_earlier_twinflow_is_left_to_the_replay(register: Register) -> None:
     """An earlier twinflow kept five values per step in a case's row, and every path in the
     steps read model too: a row of that kind without steps rows is not read as a path."""
-    register.open_case(
-        "older", workflow="twinning", title="t", parties=["A", "B"], by="council", on="2000"
-    )
+    _open(register, "older")
     register.decide("older", "suspend", by="council", party="B", on="2010")
     register.status("older")
     with register.views.cursor(commit=True) as cursor:
@@ -230,9 +226,7 @@ def test_a_case_row_from_an_earlier_twinflow_is_left_to_the_replay(register: Reg
 
 
 def test_a_snapshot_loads_the_case_that_replay_builds(register: Register) -> None:
-    register.open_case(
-        "long", workflow="twinning", title="t", parties=["A", "B"], by="council", on="1900"
-    )
+    _open(register, "long", on="1900")
     case = register.get_case("long")
     for n in range(SNAPSHOT_INTERVAL + 5):
         year, day = 1901 + n // 300, n % 300

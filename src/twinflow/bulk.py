@@ -142,16 +142,9 @@ class Writing:
         if not (self.views and self.before is not None):
             return  # left to the catch-up after the import
         self.viewed = True
-        for name, columns in projection.TABLES:
-            found = rows[name]
-            if name == "twinflow_audit":
-                at = self.before + after
-                found = [(at + row[0], *row[1:]) for row in found]
-            if found:
-                marks = ", ".join("?" * len(columns.split(", ")))
-                self.cursor.executemany(
-                    f"INSERT INTO main.{name} ({columns}) VALUES ({marks})", found
-                )
+        at = self.before + after
+        audit = [(at + row[0], *row[1:]) for row in rows["twinflow_audit"]]
+        projection.insert(self.cursor, projection.as_is, {**rows, "twinflow_audit": audit})
 
     def finish(self, files: Sequence[Path], views: bool) -> int:
         """Copy what is left and commit; returns how many events were written. `views`:

@@ -252,7 +252,7 @@ def rebuild(register: Register, progress: Callable[[int], None] | None = None) -
                 cursor.execute(statement)
             ((low, high, path),) = part[0]
             if path is None:
-                _project(register, low, high, last, partial(_insert, cursor, views.sql), told)
+                _project(register, low, high, last, partial(insert, cursor, views.sql), told)
             else:
                 _project_into(register, low, high, last, path, told)
                 copy(path)
@@ -430,7 +430,7 @@ def _project_into(
             conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("BEGIN")
-            _project(register, low, high, last, partial(_insert, conn, _as_is), progress)
+            _project(register, low, high, last, partial(insert, conn, as_is), progress)
             conn.execute("COMMIT")
     except sqlite3.Error as error:  # the scratch file's: the register's come translated
         raise _scratch_error(Path(scratch).parent, error) from None
@@ -498,11 +498,13 @@ KEYS = {  # their primary keys
 }
 
 
-def _as_is(statement: str) -> str:
+def as_is(statement: str) -> str:
     return statement
 
 
-def _insert(cursor: Any, sql: Callable[[str], str], rows: Rows) -> None:
+def insert(cursor: Any, sql: Callable[[str], str], rows: Rows) -> None:
+    """Rows of every read model (`Rows`), written by `cursor`; `sql` adapts a statement to
+    its backend."""
     for table, columns in TABLES:
         if rows[table]:
             _insert_rows(cursor, sql, table, columns, rows[table])
